@@ -1,0 +1,191 @@
+"""Stage 3: the profiled deviance d(θ) by penalized least squares.
+
+Notation of Bates, Mächler, Bolker & Walker (2015), "Fitting Linear
+Mixed-Effects Models Using lme4", J. Stat. Softw. 67(1), section 3.  With
+Λθ the relative covariance factor, the Cholesky factor of the augmented
+system (eq. 3.13-3.20 there, and MixedModels.jl's blocked form)::
+
+    Ω(θ) = [ZΛ X y]'[ZΛ X y] + diag(I_q, 0, 0) = L L'
+
+gives everything: log|L_Z|² from the random-effects diagonal of L, R_X from
+the X block, and the penalized residual sum of squares r² = L[y, y]².  Then
+
+    ML:    d(θ) = log|L_Z|² + n (1 + log(2π r² / n))                     (eq. 34)
+    REML:  d(θ) = log|L_Z|² + log|R_X|² + (n-p)(1 + log(2π r² / (n-p)))  (eq. 41)
+
+Structure used for speed: the first random term (most levels) has a
+block-diagonal Z_1'Z_1 (p_1 x p_1 per level), so its part of L is a batch of
+small Cholesky factors; the rest, [Z_2 .. Z_K X y], is a dense Schur
+complement of modest size m.  Ω is never formed as an n x n or q x q dense
+matrix.
+"""
+
+from dataclasses import dataclass
+
+import numpy as np
+import scipy.linalg as sla
+import scipy.sparse as sp
+
+
+@dataclass
+class Factor:
+    """The blocked Cholesky factor of Ω(θ) for one θ."""
+
+    L1: np.ndarray      # (levels_1, p1, p1) lower factors of term 1's diagonal blocks
+    L21: object         # sparse (m, q1): rows of [Z_2.. X y] against term 1
+    L22: np.ndarray     # (m, m) dense lower factor of the Schur complement
+    q_rest: int         # number of random-effects columns after term 1
+    p: int              # number of fixed effects
+
+    @property
+    def r2(self):
+        return self.L22[-1, -1] ** 2
+
+    def logdet_Z(self):
+        d1 = np.diagonal(self.L1, axis1=1, axis2=2)
+        d2 = np.diag(self.L22)[:self.q_rest]
+        return 2.0 * (np.log(d1).sum() + np.log(d2).sum())
+
+    def logdet_X(self):
+        return 2.0 * np.log(np.diag(self.L22)[self.q_rest:self.q_rest + self.p]).sum()
+
+    def RX(self):
+        """Upper-triangular R_X with R_X'R_X = X'V^{-1}X σ² (lme4's RX)."""
+        k = self.q_rest
+        return self.L22[k:k + self.p, k:k + self.p].T
+
+
+class Deviance:
+    """Precomputed cross-products of a model; evaluates d(θ) for REML or ML.
+
+    Parameters
+    ----------
+    blocks : list of RandomBlock (from design.random_blocks)
+    X : (n, p) fixed-effects matrix
+    y : (n,) response
+    """
+
+    def __init__(self, blocks, X, y, REML=True):
+        self.blocks = blocks
+        self.X, self.y = X, y
+        self.n, self.p = X.shape
+        self.REML = REML
+        b1 = blocks[0]
+        self.p1, self.l1 = b1.p, b1.nlevels
+        # term 1: per-level cross-products B[l] = sum over rows of x x'
+        B = np.zeros((self.l1, self.p1, self.p1))
+        outer = b1.X[:, :, None] * b1.X[:, None, :]
+        np.add.at(B, b1.codes, outer)
+        self.B1 = B
+        # the rest: R = [Z_2 .. Z_K, X, y]
+        rest = [b.Z() for b in blocks[1:]]
+        self.q_rest = sum(b.nlevels * b.p for b in blocks[1:])
+        R = sp.hstack(rest + [sp.csc_matrix(np.column_stack([X, y]))], format="csc")
+        self.RtZ1 = (R.T @ blocks[0].Z()).tocsr()   # m x q1
+        self.RtR = (R.T @ R).toarray()              # m x m
+        self.m = R.shape[1]
+        self._ntheta = [b.ntheta for b in blocks]
+        self.lower = np.concatenate([b.theta_lower() for b in blocks])
+
+    def split(self, theta):
+        out, k = [], 0
+        for b, nt in zip(self.blocks, self._ntheta):
+            out.append(b.T(theta[k:k + nt]))
+            k += nt
+        return out
+
+    def _lambda_rest(self, Ts):
+        """Sparse block-diagonal Λ for terms 2..K, identity on X and y."""
+        parts = [sp.kron(sp.identity(b.nlevels), T, format="csr")
+                 for b, T in zip(self.blocks[1:], Ts[1:])]
+        parts.append(sp.identity(self.p + 1, format="csr"))
+        return sp.block_diag(parts, format="csr")
+
+    def factor(self, theta):
+        """The blocked Cholesky factor of Ω(θ) (raises LinAlgError if not PD)."""
+        Ts = self.split(np.asarray(theta, dtype=float))
+        T1 = Ts[0]
+        # term 1 diagonal blocks: T1' B_l T1 + I = L_l L_l'
+        M = np.einsum("ji,ljk,kh->lih", T1, self.B1, T1) + np.eye(self.p1)
+        if self.p1 == 1:
+            L1 = np.sqrt(M)
+            W = (T1[0, 0] / L1[:, 0, 0])          # Λ_1 L_1^{-T}, a diagonal
+            A = self.RtZ1.multiply(W[None, :]).tocsr()
+        else:
+            L1 = np.linalg.cholesky(M)
+            # W_l = T1 L_l^{-T}: block-diagonal, applied to the columns of R'Z1
+            Linv = np.linalg.inv(L1)
+            Wb = np.einsum("ij,lkj->lik", T1, Linv)
+            q1 = self.l1 * self.p1
+            W = sp.bsr_matrix((Wb, np.arange(self.l1), np.arange(self.l1 + 1)),
+                              shape=(q1, q1))
+            A = (self.RtZ1 @ W).tocsr()
+        if self.q_rest:
+            Lr = self._lambda_rest(Ts)
+            A = (Lr.T @ A).tocsr()
+            S = Lr.T @ (Lr.T @ self.RtR.T).T   # Λ' R'R Λ for the rest
+            S = np.asarray(S)
+        else:
+            S = self.RtR.copy()
+        S[np.arange(self.q_rest), np.arange(self.q_rest)] += 1.0
+        S -= (A @ A.T).toarray()
+        L22 = np.linalg.cholesky(S)
+        return Factor(L1=L1, L21=A, L22=L22, q_rest=self.q_rest, p=self.p)
+
+    def criterion(self, fac, REML=None):
+        """The profiled deviance from a factor (eq. 34 for ML, 41 for REML)."""
+        REML = self.REML if REML is None else REML
+        r2 = fac.r2
+        if REML:
+            nmp = self.n - self.p
+            return fac.logdet_Z() + fac.logdet_X() + nmp * (1 + np.log(2 * np.pi * r2 / nmp))
+        return fac.logdet_Z() + self.n * (1 + np.log(2 * np.pi * r2 / self.n))
+
+    def __call__(self, theta):
+        try:
+            fac = self.factor(theta)
+        except np.linalg.LinAlgError:
+            return np.inf
+        value = self.criterion(fac)
+        return value if np.isfinite(value) else np.inf
+
+    # -- solutions at a given θ (used once, after optimizing)
+    def solve(self, fac):
+        """β̂ and the spherical random effects u at θ (L'[u; β] = ℓ, ℓ the y row)."""
+        m, k = self.m, self.q_rest
+        ell2 = fac.L22[-1, :-1]
+        sol2 = sla.solve_triangular(fac.L22[:-1, :-1].T, ell2, lower=False)
+        u_rest, beta = sol2[:k], sol2[k:]
+        ell1 = fac.L21[m - 1].toarray().ravel()
+        rhs = ell1 - fac.L21[:m - 1].T @ sol2
+        rhs = rhs.reshape(self.l1, self.p1)
+        u1 = np.linalg.solve(np.swapaxes(fac.L1, 1, 2), rhs[:, :, None])[:, :, 0]
+        return beta, np.concatenate([u1.ravel(), u_rest])
+
+    def condvar_blocks(self, fac):
+        """Diagonal blocks of (Λ'Z'ZΛ + I)^{-1}, one (levels, p, p) array per term.
+
+        With L_Z = [[L11, 0], [L21, L22]] the random-effects part of L,
+        L_Z^{-1} = [[L11^{-1}, 0], [-G, L22^{-1}]] with G = L22^{-1} L21 L11^{-1},
+        and the inverse is L_Z^{-T} L_Z^{-1}.
+        """
+        k = self.q_rest
+        L11inv = np.linalg.inv(fac.L1)                       # (l1, p1, p1)
+        out = []
+        first = np.einsum("lji,ljk->lik", L11inv, L11inv)    # L_l^{-T} L_l^{-1}
+        if k:
+            L22inv = sla.solve_triangular(fac.L22[:k, :k], np.eye(k), lower=True)
+            L21 = fac.L21[:k].toarray().reshape(k, self.l1, self.p1)
+            H = np.einsum("kli,lij->klj", L21, L11inv)       # L21 L11^{-1}
+            G = np.tensordot(L22inv, H, axes=(1, 0))          # (k, l1, p1)
+            first = first + np.einsum("kli,klj->lij", G, G)
+            full = L22inv.T @ L22inv
+        out.append(first)
+        start = 0
+        for b in self.blocks[1:]:
+            size = b.nlevels * b.p
+            sub = full[start:start + size, start:start + size]
+            idx = np.arange(b.nlevels)[:, None] * b.p + np.arange(b.p)
+            out.append(sub[idx[:, :, None], idx[:, None, :]])
+            start += size
+        return out

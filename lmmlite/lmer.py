@@ -1,0 +1,79 @@
+"""lmer(): the pipeline formula -> frame -> design -> deviance -> optimize -> results."""
+
+import inspect
+import time
+import warnings
+
+import numpy as np
+import pandas as pd
+
+from .deviance import Deviance
+from .design import drop_rank_deficient, model_matrix, random_blocks
+from .errors import LmmError, SingularFitWarning
+from .formula import parse_formula
+from .frame import model_frame
+from .optimize import optimize_theta
+from .results import LmerFit
+
+
+def lmer(formula, data, REML=True, verbose=False):
+    """Fit a linear mixed model with lme4's formula syntax.
+
+    Parameters
+    ----------
+    formula : str
+        e.g. ``"Reaction ~ Days + (1 + Days | Subject)"``. Random terms:
+        ``(1|g)``, ``(x|g)``, ``(0 + x|g)``, ``(x||g)``, ``(1|a/b)``, ``(1|a:b)``.
+    data : pandas.DataFrame
+        Rows with a missing value in a used column are dropped (and counted).
+    REML : bool
+        Fit by restricted maximum likelihood (default, as lme4) or by ML.
+    verbose : bool
+        Print the stages and the time spent.
+
+    Returns
+    -------
+    LmerFit
+    """
+    t0 = time.perf_counter()
+    spec = parse_formula(formula)
+    if not spec.random:
+        raise LmmError(f"no random effects terms specified in formula '{spec.formula}'; "
+                       "use lm() for a model without random effects")
+    frame = model_frame(spec, data)
+    X, xnames = model_matrix(spec.intercept, spec.terms, frame)
+    X, xnames, dropped = drop_rank_deficient(X, xnames)
+    y = frame.columns[spec.response]
+    blocks = random_blocks(spec, frame)
+    if X.shape[1] >= frame.nobs:
+        raise LmmError(f"{X.shape[1]} fixed effects for {frame.nobs} observations: "
+                       "the model has too many fixed effects for the data")
+    if verbose:
+        print(f"lmer: n = {frame.nobs}, p = {X.shape[1]}, random terms: "
+              + ", ".join(f"{b.group} ({b.nlevels} levels x {b.p})" for b in blocks))
+    dev = Deviance(blocks, X, y, REML=REML)
+    theta0 = np.concatenate([b.theta_start() for b in blocks])
+    opt = optimize_theta(dev, theta0, dev.lower)
+    if opt.singular:
+        warnings.warn(opt.messages[0], SingularFitWarning, stacklevel=2)
+    fit = LmerFit(spec=spec, frame=frame, dev=dev, xnames=xnames, dropped=dropped,
+                  opt=opt, data_name=_data_name(data))
+    if verbose:
+        print(f"lmer: {opt.nfev} deviance evaluations, {time.perf_counter() - t0:.3f} s")
+    return fit
+
+
+def _data_name(data, depth=2):
+    """The caller's variable name for ``data``, as R's deparse(substitute(data))."""
+    frame = inspect.currentframe()
+    for _ in range(depth):
+        frame = frame.f_back if frame is not None else None
+    try:
+        if frame is not None:
+            for scope in (frame.f_locals, frame.f_globals):
+                for name, value in scope.items():
+                    if value is data and not name.startswith("_"):
+                        return name
+    finally:
+        del frame
+    return "data"

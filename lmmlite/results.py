@@ -1,0 +1,276 @@
+"""Stage 5: the fitted model, with lme4's accessors.
+
+All quantities derive from the optimum θ̂ through one blocked Cholesky
+factor (see deviance.py): β̂ and u from L'[u; β] = ℓ, b = Λu, σ̂² = r²/(n-p)
+for REML or r²/n for ML, Cov(β̂) = σ̂² (R_X'R_X)^{-1}, and the conditional
+variances of b as σ̂² Λ (Λ'Z'ZΛ + I)^{-1} Λ' (lme4's condVar).
+"""
+
+from functools import cached_property
+
+import numpy as np
+import pandas as pd
+
+from .frame import model_frame
+from .design import model_matrix
+
+
+class Ranef(dict):
+    """Conditional modes of the random effects: grouping factor -> DataFrame.
+
+    ``condsd`` holds the conditional standard deviations in the same shape,
+    ``postvar`` the conditional covariance matrices (levels x p x p).
+    """
+
+    def __init__(self, frames, condsd=None, postvar=None):
+        super().__init__(frames)
+        self.condsd = condsd
+        self.postvar = postvar
+
+    def to_frame(self):
+        """Long format as R's ``as.data.frame(ranef(fit))``: grpvar, term, grp, condval, condsd."""
+        rows = []
+        for g, df in self.items():
+            for term in df.columns:
+                for lev in df.index:
+                    sd = self.condsd[g].loc[lev, term] if self.condsd else np.nan
+                    rows.append((g, term, lev, df.loc[lev, term], sd))
+        return pd.DataFrame(rows, columns=["grpvar", "term", "grp", "condval", "condsd"])
+
+    def __repr__(self):
+        from .printing import format_frame
+        out = []
+        for g, df in self.items():
+            out.append(f"${g}")
+            out.append(format_frame(df))
+            out.append("")
+        if self.condsd is not None:
+            out.append("with conditional variances for "
+                       + " ".join(f'"{g}"' for g in self) + " ")
+        return "\n".join(out)
+
+
+class LmerFit:
+    """A fitted linear mixed model (lme4's merMod).
+
+    Attributes
+    ----------
+    fixef, vcov, theta, sigma, loglik, aic, bic, deviance, reml_criterion,
+    nobs, ngrps, singular, REML, formula
+    """
+
+    def __init__(self, spec, frame, dev, xnames, dropped, opt, data_name="data"):
+        self.spec = spec
+        self.formula = spec.formula
+        self.frame = frame
+        self._dev = dev
+        self.blocks = dev.blocks
+        self.REML = dev.REML
+        self.dropped = dropped
+        self.opt = opt
+        self.data_name = data_name
+        self.theta = opt.theta
+        self.singular = opt.singular
+        self.messages = opt.messages
+        self.nobs = dev.n
+        self.n_dropped = frame.n_dropped
+        fac = dev.factor(self.theta)
+        self._fac = fac
+        beta, u = dev.solve(fac)
+        n, p = dev.n, dev.p
+        self.sigma = float(np.sqrt(fac.r2 / (n - p if self.REML else n)))
+        self.fixef = pd.Series(beta, index=xnames)
+        RXinv = np.linalg.inv(fac.RX())
+        self.vcov = pd.DataFrame(self.sigma ** 2 * RXinv @ RXinv.T, index=xnames, columns=xnames)
+        self._u = u
+        self._b = self._b_from_u(u)
+        crit = float(dev.criterion(fac))
+        self.reml_criterion = crit if self.REML else None
+        self.deviance = crit if not self.REML else float(dev.criterion(fac, REML=False))
+        self.loglik = -crit / 2
+        self.npar = p + len(self.theta) + 1
+        self.aic = -2 * self.loglik + 2 * self.npar
+        self.bic = -2 * self.loglik + np.log(n) * self.npar
+        self.ngrps = {}
+        for b in self.blocks:
+            self.ngrps.setdefault(b.group, b.nlevels)
+
+    # -- random effects
+    def _b_from_u(self, u):
+        """b = Λ u, split into one (levels x p) array per term."""
+        out, start = [], 0
+        Ts = self._dev.split(self.theta)
+        # u is ordered term 1 first, then the rest, each level by level
+        for b, T in zip(self.blocks, Ts):
+            size = b.nlevels * b.p
+            ub = u[start:start + size].reshape(b.nlevels, b.p)
+            out.append(ub @ T.T)
+            start += size
+        return out
+
+    def _term_groups(self):
+        """Terms grouped by grouping factor, in lme4's order of first appearance."""
+        groups = {}
+        for k, b in enumerate(self.blocks):
+            groups.setdefault(b.group, []).append(k)
+        return groups
+
+    def ranef(self, condvar=True):
+        """Conditional modes of the random effects, per grouping factor.
+
+        With ``condvar=True`` the conditional standard deviations
+        (sqrt of lme4's postVar diagonal) are attached as ``.condsd``.
+        """
+        frames, sds, pvs = {}, {}, {}
+        blocks_pv = self._postvar() if condvar else None
+        for g, ks in self._term_groups().items():
+            levels = self.blocks[ks[0]].levels
+            cols, data, sd = [], [], []
+            for k in ks:
+                b = self.blocks[k]
+                cols += b.cnames
+                data.append(self._b[k])
+                if condvar:
+                    sd.append(np.sqrt(np.diagonal(blocks_pv[k], axis1=1, axis2=2)))
+            frames[g] = pd.DataFrame(np.hstack(data), index=pd.Index(levels), columns=cols)
+            if condvar:
+                sds[g] = pd.DataFrame(np.hstack(sd), index=pd.Index(levels), columns=cols)
+                pvs[g] = [blocks_pv[k] for k in ks]
+        return Ranef(frames, sds if condvar else None, pvs if condvar else None)
+
+    def _postvar(self):
+        """σ² T (L^{-T}L^{-1})_ll T' per level: lme4's conditional variances."""
+        inv = self._dev.condvar_blocks(self._fac)
+        Ts = self._dev.split(self.theta)
+        return [self.sigma ** 2 * np.einsum("ij,ljk,hk->lih", T, V, T)
+                for T, V in zip(Ts, inv)]
+
+    def coef(self):
+        """Fixed plus random effects per level, as R's ``coef(fit)``."""
+        out = {}
+        for g, df in self.ranef(condvar=False).items():
+            full = pd.DataFrame({name: np.full(len(df), val)
+                                 for name, val in self.fixef.items()}, index=df.index)
+            for col in df.columns:
+                if col in full:
+                    full[col] = full[col] + df[col]
+                else:
+                    full[col] = df[col]
+            out[g] = full
+        return out
+
+    # -- variance components
+    def varcorr(self):
+        """Variance components: a table as R's ``as.data.frame(VarCorr(fit))``.
+
+        Columns grp, var1, var2, vcov, sdcor (variances and covariances in
+        vcov; standard deviations and correlations in sdcor).
+        """
+        rows = []
+        names = self._vc_names()
+        for b, T, name in zip(self.blocks, self._dev.split(self.theta), names):
+            S = self.sigma ** 2 * T @ T.T
+            sd = np.sqrt(np.diag(S))
+            for i in range(b.p):
+                rows.append((name, b.cnames[i], None, S[i, i], sd[i]))
+            for j in range(b.p):
+                for i in range(j + 1, b.p):
+                    corr = S[i, j] / (sd[i] * sd[j]) if sd[i] * sd[j] > 0 else np.nan
+                    rows.append((name, b.cnames[j], b.cnames[i], S[i, j], corr))
+        rows.append(("Residual", None, None, self.sigma ** 2, self.sigma))
+        return pd.DataFrame(rows, columns=["grp", "var1", "var2", "vcov", "sdcor"])
+
+    def _vc_names(self):
+        """lme4 names repeated grouping factors g, g.1, g.2 ..."""
+        seen, out = {}, []
+        for b in self.blocks:
+            k = seen.get(b.group, 0)
+            out.append(b.group if k == 0 else f"{b.group}.{k}")
+            seen[b.group] = k + 1
+        return out
+
+    def cov_matrices(self):
+        """Per term: (name, column names, covariance matrix σ² T T')."""
+        return [(name, b.cnames, self.sigma ** 2 * T @ T.T)
+                for b, T, name in zip(self.blocks, self._dev.split(self.theta), self._vc_names())]
+
+    # -- fitted values
+    def _Zb(self):
+        out = np.zeros(self.nobs)
+        for b, bk in zip(self.blocks, self._b):
+            out += np.einsum("ij,ij->i", b.X, bk[b.codes])
+        return out
+
+    def fitted(self):
+        return pd.Series(self._dev.X @ self.fixef.to_numpy() + self._Zb(),
+                         index=self.frame.row_index)
+
+    def residuals(self, scaled=False):
+        r = self._dev.y - self.fitted().to_numpy()
+        if scaled:
+            r = r / self.sigma
+        return pd.Series(r, index=self.frame.row_index)
+
+    def predict(self, newdata=None, re_form=None):
+        """Predictions; ``re_form="~0"`` (or NA) gives the fixed part only.
+
+        New levels of a grouping factor get random effect 0, as lme4's
+        ``allow.new.levels = TRUE``.
+        """
+        fixed_only = re_form is not None and str(re_form).replace(" ", "") in ("~0", "NA", "nan")
+        if newdata is None:
+            if fixed_only:
+                return pd.Series(self._dev.X @ self.fixef.to_numpy(), index=self.frame.row_index)
+            return self.fitted()
+        from .frame import Frame
+        spec = self.spec
+        cols = {}
+        for name in spec.variables()[1:]:
+            cols[name] = newdata[name] if name in newdata else None
+        # fixed part with the training factor levels
+        frame = _new_frame(self.frame, newdata, [v for t in spec.terms for v in t])
+        X, names = model_matrix(spec.intercept, spec.terms, frame)
+        X = pd.DataFrame(X, columns=names)[list(self.fixef.index)].to_numpy()
+        pred = X @ self.fixef.to_numpy()
+        if not fixed_only:
+            for b, bk in zip(self.blocks, self._b):
+                rt = next(r for r in spec.random if r.group_name == b.group)
+                vars_ = [v for t in rt.terms for v in t]
+                fr = _new_frame(self.frame, newdata, vars_)
+                Xb, bn = model_matrix(rt.intercept, list(rt.terms), fr)
+                key = newdata[list(rt.group)].astype(str).agg(":".join, axis=1).to_numpy()
+                lookup = {lev: i for i, lev in enumerate(b.levels)}
+                idx = np.array([lookup.get(k, -1) for k in key])
+                known = idx >= 0
+                pred[known] += np.einsum("ij,ij->i", Xb[known], bk[idx[known]])
+        return pd.Series(pred, index=newdata.index)
+
+    # -- printing
+    def summary(self, ddf=None):
+        from .summary import LmerSummary
+        return LmerSummary(self, ddf=ddf)
+
+    def __repr__(self):
+        from .summary import format_lmer_short
+        return format_lmer_short(self)
+
+
+def _new_frame(train, newdata, names):
+    """A Frame of new data with the training levels of every factor."""
+    from .frame import Frame
+    from .errors import LmmError
+    cols = {}
+    for name in dict.fromkeys(names):
+        if name not in newdata:
+            raise LmmError(f"newdata has no column '{name}' needed for prediction")
+        old = train.columns[name]
+        if isinstance(old, pd.Categorical):
+            vals = newdata[name]
+            cat = pd.Categorical(vals, categories=old.categories)
+            if np.any(cat.codes < 0):
+                bad = sorted(set(map(str, vals[cat.codes < 0])))
+                raise LmmError(f"factor '{name}' has new levels {', '.join(bad)}")
+            cols[name] = cat
+        else:
+            cols[name] = newdata[name].to_numpy(dtype=float)
+    return Frame(columns=cols, nobs=len(newdata), n_dropped=0, row_index=newdata.index)
