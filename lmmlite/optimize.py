@@ -90,6 +90,24 @@ def _polish(f, theta, lower, fval):
     return theta, fval
 
 
+def _escape_boundary(f, theta, lower, fval):
+    """Probe into the interior from components stuck at their bound.
+
+    d(θ) depends on Λ through ΛΛ', so θ_i = 0 is always a stationary point in
+    its own coordinate: a gradient method that lands there may stop although
+    the interior holds a lower deviance.  Returns a better start, or None.
+    """
+    best, best_val = None, fval
+    for i in np.flatnonzero(_at_bound(theta, lower)):
+        for step in (1e-3, 1e-2, 0.05, 0.2, 0.5, 1.0):
+            cand = theta.copy()
+            cand[i] = lower[i] + step
+            fc = f(cand)
+            if fc < best_val - 1e-10:
+                best, best_val = cand, fc
+    return best
+
+
 def optimize_theta(f, theta0, lower):
     """Minimize ``f`` (the profiled deviance) from ``theta0`` under ``lower`` bounds."""
     counter = {"n": 0}
@@ -99,9 +117,16 @@ def optimize_theta(f, theta0, lower):
         return f(t)
 
     bounds = [(lo if np.isfinite(lo) else None, None) for lo in lower]
-    res = minimize(fun, theta0, method="L-BFGS-B", jac="3-point", bounds=bounds,
-                   options={"ftol": 1e-15, "gtol": 1e-9, "maxiter": 2000})
-    theta, fval = np.asarray(res.x, dtype=float), float(res.fun)
+    start = np.asarray(theta0, dtype=float)
+    theta, fval = start, np.inf
+    for _ in range(5):
+        res = minimize(fun, start, method="L-BFGS-B", jac="3-point", bounds=bounds,
+                       options={"ftol": 1e-15, "gtol": 1e-9, "maxiter": 2000})
+        if res.fun < fval:
+            theta, fval = np.asarray(res.x, dtype=float), float(res.fun)
+        start = _escape_boundary(fun, theta, lower, fval)
+        if start is None:
+            break
     theta, fval = _polish(fun, theta, lower, fval)
     # tiny bounded values are set to the bound exactly
     near = np.isfinite(lower) & (theta < lower + 1e-9)

@@ -1,0 +1,129 @@
+"""Fit the same model in R's lme4 (through rpy2) to get reference values.
+
+``lme4_fit`` returns lme4's own optimum; ``lme4_at_theta`` builds lme4's
+merMod at a given θ (lFormula -> mkLmerDevfun -> mkMerMod, lme4's modular
+stages) so that every θ-derived quantity can be compared at the same θ,
+free of the two optimizers' tolerances.
+"""
+
+import functools
+import os
+
+import numpy as np
+import pandas as pd
+
+_R_CODE = r"""
+suppressPackageStartupMessages({library(lme4); library(lmerTest)})
+.lmm_extract <- function(m) {
+  vc <- as.data.frame(VarCorr(m))
+  re <- as.data.frame(ranef(m, condVar = TRUE))
+  list(theta = unname(getME(m, "theta")),
+       fixef = fixef(m),
+       se = unname(sqrt(diag(as.matrix(vcov(m))))),
+       sigma = sigma(m),
+       crit = if (isREML(m)) REMLcrit(m) else deviance(m),
+       loglik = as.numeric(logLik(m)),
+       vc_vcov = vc$vcov, vc_sdcor = vc$sdcor,
+       re_condval = re$condval, re_condsd = re$condsd,
+       re_grp = as.character(re$grp), re_term = as.character(re$term),
+       re_grpvar = as.character(re$grpvar),
+       singular = isSingular(m),
+       fitted = unname(fitted(m)))
+}
+.lmm_fit <- function(formula, data, REML) {
+  m <- lme4::lmer(as.formula(formula), data = data, REML = REML)
+  .lmm_extract(m)
+}
+.lmm_at_theta <- function(formula, data, REML, theta) {
+  lf <- lFormula(as.formula(formula), data = data, REML = REML)
+  devf <- do.call(mkLmerDevfun, lf)
+  val <- devf(theta)
+  opt <- list(par = theta, fval = val, conv = 0, message = "")
+  m <- mkMerMod(environment(devf), opt, lf$reTrms, fr = lf$fr)
+  .lmm_extract(m)
+}
+.lmm_satt <- function(formula, data, REML) {
+  m <- lmerTest::lmer(as.formula(formula), data = data, REML = REML)
+  co <- coef(summary(m, ddf = "Satterthwaite"))
+  list(df = unname(co[, "df"]), p = unname(co[, "Pr(>|t|)"]))
+}
+"""
+
+
+def r_status():
+    """(available, reason): whether R with lme4 and lmerTest is usable through rpy2."""
+    try:
+        import rpy2.robjects as ro  # noqa: F401
+    except Exception as exc:  # ImportError or R not found
+        return False, f"rpy2/R not available ({type(exc).__name__}: {exc})"
+    try:
+        ro.r("suppressPackageStartupMessages({library(lme4); library(lmerTest)})")
+    except Exception as exc:
+        return False, f"R packages lme4/lmerTest not installed ({exc})"
+    return True, ""
+
+
+@functools.lru_cache(maxsize=1)
+def _r():
+    import rpy2.robjects as ro
+    ro.r(_R_CODE)
+    return ro
+
+
+def _to_r(df):
+    import rpy2.robjects as ro
+    from rpy2.robjects import pandas2ri
+    from rpy2.robjects.conversion import localconverter
+    df = df.copy()
+    for c in df.columns:
+        if isinstance(df[c].dtype, pd.CategoricalDtype) or df[c].dtype == object:
+            df[c] = df[c].astype(str).where(df[c].notna(), None)
+    with localconverter(ro.default_converter + pandas2ri.converter):
+        return ro.conversion.py2rpy(df)
+
+
+def _to_py(res):
+    out = {}
+    for name in res.names:
+        v = res.rx2(name)
+        arr = list(v)
+        if name in ("re_grp", "re_term", "re_grpvar"):
+            out[name] = [str(a) for a in arr]
+        elif name == "fixef":
+            out[name] = pd.Series(np.array(arr, dtype=float), index=list(v.names))
+        elif name == "singular":
+            out[name] = bool(arr[0])
+        else:
+            a = np.array(arr, dtype=float)
+            out[name] = a if a.size != 1 or name in ("theta", "se", "fitted") else float(a[0])
+    return out
+
+
+def lme4_fit(formula, df, REML=True):
+    """lme4's fit: a dict of theta, fixef, se, sigma, crit, varcorr, ranef, ..."""
+    ro = _r()
+    return _to_py(ro.r[".lmm_fit"](formula, _to_r(df), REML))
+
+
+def lme4_at_theta(formula, df, theta, REML=True):
+    """lme4's merMod at a given θ (no optimization), extracted like lme4_fit."""
+    import rpy2.robjects as ro
+    r = _r()
+    return _to_py(r.r[".lmm_at_theta"](formula, _to_r(df), REML, ro.FloatVector(theta)))
+
+
+def lmertest_satterthwaite(formula, df, REML=True):
+    """lmerTest's Satterthwaite df and p-values of the fixed effects."""
+    r = _r()
+    res = r.r[".lmm_satt"](formula, _to_r(df), REML)
+    return np.array(res.rx2("df"), dtype=float), np.array(res.rx2("p"), dtype=float)
+
+
+def require_r():
+    """Skip the calling test when R is missing, unless CI demands R (then fail)."""
+    import pytest
+    ok, reason = r_status()
+    if not ok:
+        if os.environ.get("LMMLITE_REQUIRE_R") == "1":
+            pytest.fail(f"LMMLITE_REQUIRE_R=1 but {reason}")
+        pytest.skip(reason)
