@@ -331,5 +331,20 @@ def parse_formula(formula):
     response, fixed, random = parser.formula()
     randoms = [RandomTerm(rt.intercept, tuple(_ordered(rt.terms)), rt.group, rt.text)
                for rt in random]
-    return ModelSpec(formula=" ".join(formula.split()), response=response,
+    return ModelSpec(formula=deparse(formula), response=response,
                      intercept=fixed.intercept, terms=_ordered(fixed.terms), random=randoms)
+
+
+def deparse(formula):
+    """The formula as R's ``deparse`` prints it: spaces around ~ + - * | ||, none around : / ^."""
+    parser = _Parser(formula)
+    out, prev = [], None
+    for kind, value, _ in parser.tokens:
+        if value in ("~", "+", "*", "|", "||") or (value == "-" and prev not in (None, "(", "~")):
+            out.append(f" {value} ")
+        elif value == "(" and prev is not None and prev[-1:].isalnum():
+            out.append("(")
+        else:
+            out.append(value)
+        prev = value
+    return "".join(out)

@@ -1,0 +1,199 @@
+"""Stage 7 (model summaries): lme4's ``summary(lmer)``, lmerTest's and R's ``summary.lm``.
+
+The number formats themselves live in printing.py; this module lays out the
+blocks exactly as lme4's ``print.summary.merMod`` and R's
+``print.summary.lm`` do (digits = max(3, getOption("digits") - 3) = 4).
+"""
+
+import numpy as np
+import pandas as pd
+from scipy import stats
+
+from . import printing as P
+
+DIGITS = 4  # max(3, getOption("digits") - 3) with R's default digits = 7
+
+
+def cat_fill(items, sep=" ", width=80):
+    """R's ``cat(..., sep = sep, fill = TRUE)``: break lines before an item that would pass ``width``."""
+    lines, cur = [], ""
+    for i, item in enumerate(items):
+        piece = item if i == 0 else sep + item
+        if cur and len(cur) + len(piece) > width:
+            lines.append(cur.rstrip(" ") if sep == " " else cur)
+            cur = item
+        else:
+            cur += piece
+    lines.append(cur)
+    return "\n".join(lines)
+
+
+def _g(x, digits):
+    """R's ``formatC(x, digits = digits)``: C's %.<digits>g."""
+    return f"{x:.{digits}g}"
+
+
+def _cat_num(x):
+    """How ``cat()`` prints a number: up to 7 significant digits."""
+    return P.format_scalar(x, digits=7).strip()
+
+
+def method_title(fit, ddf=None):
+    """lme4's ``.prt.methTit``: the title, wrapped as R wraps it past 80 columns."""
+    title = "Linear mixed model fit by " + ("REML" if fit.REML else "maximum likelihood ")
+    cls = "lmerMod"
+    if ddf is not None:
+        title += f". t-tests use {ddf}'s method"
+        cls = "lmerModLmerTest"
+    if len(title) + 5 + len(cls) > 80:
+        return cat_fill([title, " [", cls, "]"], sep="")
+    return f"{title} ['{cls}']"
+
+
+def _aic_block(fit):
+    if fit.REML:
+        return f"REML criterion at convergence: {_cat_num(P.r_round(fit.reml_criterion, 1))}"
+    vals = [fit.aic, fit.bic, fit.loglik, fit.deviance, fit.nobs - fit.npar]
+    names = ["AIC", "BIC", "logLik", "deviance", "df.resid"]
+    txt = P.format_num([P.r_round(v, 1) for v in vals], digits=7)
+    txt[-1] = str(int(fit.nobs - fit.npar))
+    w = max(len(s) for s in txt + names)
+    return "".join(n.rjust(w) + " " for n in names) + "\n" + "".join(s.strip().rjust(w) + " " for s in txt)
+
+
+def _varcorr_rows(fit):
+    rows = []
+    for name, cnames, S in fit.cov_matrices():
+        sd = np.sqrt(np.diag(S))
+        for i, cn in enumerate(cnames):
+            corr = [S[i, j] / (sd[i] * sd[j]) if sd[i] * sd[j] > 0 else np.nan for j in range(i)]
+            rows.append({"group": name, "name": cn, "variance": S[i, i], "sd": sd[i], "corr": corr})
+    rows.append({"group": "Residual", "name": "", "variance": fit.sigma ** 2, "sd": fit.sigma})
+    return rows
+
+
+def _groups_line(fit):
+    groups = "; ".join(f"{g}, {n}" for g, n in fit.ngrps.items())
+    return cat_fill([f"Number of obs: {fit.nobs}, groups: ", groups])
+
+
+def _fixef_corr(fit):
+    V = fit.vcov.to_numpy()
+    sd = np.sqrt(np.diag(V))
+    return V / np.outer(sd, sd)
+
+
+class LmerSummary:
+    """``summary(fit)``: printed like lme4 (or lmerTest with ``ddf``); ``.coefficients`` is the table."""
+
+    def __init__(self, fit, ddf=None):
+        if ddf not in (None, "Satterthwaite", "Kenward-Roger", "lme4"):
+            raise ValueError("ddf must be None, 'Satterthwaite', 'Kenward-Roger' or 'lme4'")
+        self.fit = fit
+        self.ddf = None if ddf == "lme4" else ddf
+        est = fit.fixef
+        se = np.sqrt(np.diag(fit.vcov.to_numpy()))
+        table = pd.DataFrame({"Estimate": est, "Std. Error": se}, index=est.index)
+        if self.ddf is None:
+            table["t value"] = est / se
+        else:
+            from .inference import fixef_ddf
+            df, se_adj = fixef_ddf(fit, self.ddf)
+            table["Std. Error"] = se_adj
+            table["df"] = df
+            table["t value"] = est / se_adj
+            table["Pr(>|t|)"] = 2 * stats.t.sf(np.abs(table["t value"]), df)
+        self.coefficients = table
+
+    def __str__(self):
+        fit = self.fit
+        out = [method_title(fit, self.ddf),
+               cat_fill(["Formula:", fit.formula]),
+               cat_fill(["   Data:", fit.data_name]),
+               ""]
+        if fit.n_dropped:
+            out[-1:] = [f"  ({fit.n_dropped} observation{'s' if fit.n_dropped > 1 else ''} "
+                        "deleted due to missingness)", ""]
+        out += [_aic_block(fit), ""]
+        out += ["Scaled residuals: ", P.format_quantiles(fit.residuals(scaled=True), DIGITS), ""]
+        out += ["Random effects:", P.format_varcorr(_varcorr_rows(fit), DIGITS), _groups_line(fit)]
+        if len(fit.fixef):
+            out += ["", "Fixed effects:", P.print_coefmat(self.coefficients, digits=DIGITS)]
+            p = len(fit.fixef)
+            if 1 < p <= 12:
+                out += ["", "Correlation of Fixed Effects:",
+                        P.format_fixef_corr(_fixef_corr(fit), list(fit.fixef.index))]
+            elif p > 12:
+                out += ["", f"Correlation matrix not shown by default, as p = {p} > 12."]
+        if fit.messages:
+            out += ["optimizer (L-BFGS-B) convergence code: 0 (OK)"] + list(fit.messages) + [""]
+        return "\n".join(out) + "\n"
+
+    def __repr__(self):
+        return str(self)
+
+
+def format_lmer_short(fit):
+    """``print(fit)``: lme4's short display."""
+    out = [method_title(fit), cat_fill(["Formula:", fit.formula]),
+           cat_fill(["   Data:", fit.data_name])]
+    if fit.REML:
+        out.append(f"REML criterion at convergence: {_cat_num(P.r_round(fit.reml_criterion, 4))}")
+    else:
+        out.append(_aic_block(fit))
+    rows = [{k: v for k, v in r.items() if k != "variance"} for r in _varcorr_rows(fit)]
+    out += ["Random effects:", P.format_varcorr(rows, 4, comp=("Std.Dev.",)), _groups_line(fit),
+            "Fixed Effects:", P.print_named_vector(fit.fixef, digits=DIGITS)]
+    if fit.messages:
+        out += list(fit.messages)
+    return "\n".join(out)
+
+
+class LmSummary:
+    """``summary(lm)`` printed as R's ``print.summary.lm``."""
+
+    def __init__(self, fit):
+        self.fit = fit
+        self.coefficients = fit.coef_table()
+
+    def __str__(self):
+        fit, d = self.fit, DIGITS
+        out = ["", "Call:", f"lm(formula = {fit.formula}, data = {fit.data_name})", ""]
+        resid = fit.residuals().to_numpy()
+        rdf = fit.df_residual
+        out.append("Residuals:")
+        if rdf > 5:
+            out.append(P.format_quantiles(resid, d))
+        else:
+            out.append(P.print_named_vector(pd.Series(resid, index=[str(i + 1) for i in range(len(resid))]), d))
+        out.append("")
+        n_alias = len(fit.aliased)
+        if n_alias:
+            out.append(f"Coefficients: ({n_alias} not defined because of singularities)")
+        else:
+            out.append("Coefficients:")
+        table = self.coefficients.reindex(fit.coefficients.index)
+        out.append(P.print_coefmat(table, digits=d))
+        out.append("")
+        out.append(f"Residual standard error: {_cat_num(float(_g(fit.sigma, d)))} "
+                   f"on {rdf} degrees of freedom")
+        if fit.frame.n_dropped:
+            out.append(f"  ({fit.frame.n_dropped} observation{'s' if fit.frame.n_dropped > 1 else ''} "
+                       "deleted due to missingness)")
+        r2, adj, f, numdf = fit.r_squared()
+        if np.isfinite(f):
+            out.append(f"Multiple R-squared:  {_g(r2, d)},\tAdjusted R-squared:  {_g(adj, d)} ")
+            pval = stats.f.sf(f, numdf, rdf)
+            out.append(f"F-statistic: {_g(f, d)} on {numdf} and {rdf} DF,  p-value: "
+                       f"{P.format_pval([pval], d)[0]}")
+        out.append("")
+        return "\n".join(out) + "\n"
+
+    def __repr__(self):
+        return str(self)
+
+
+def format_lm_short(fit):
+    out = ["", "Call:", f"lm(formula = {fit.formula}, data = {fit.data_name})", "",
+           "Coefficients:", P.print_named_vector(fit.coefficients, digits=DIGITS), ""]
+    return "\n".join(out)
