@@ -16,7 +16,7 @@ from .optimize import optimize_theta
 from .results import LmerFit
 
 
-def lmer(formula, data, REML=True, verbose=False):
+def lmer(formula, data, REML=True, optimizer="auto", verbose=False):
     """Fit a linear mixed model with lme4's formula syntax.
 
     Parameters
@@ -28,6 +28,12 @@ def lmer(formula, data, REML=True, verbose=False):
         Rows with a missing value in a used column are dropped (and counted).
     REML : bool
         Fit by restricted maximum likelihood (default, as lme4) or by ML.
+    optimizer : {"auto", "bobyqa", "lbfgsb"}
+        ``"bobyqa"`` is lme4's own optimizer and settings (needs the optional
+        ``nlopt`` package) and reproduces lme4's numbers to ~1e-9;
+        ``"lbfgsb"`` (pure scipy) converges more tightly than lme4, so the
+        last printed digit of a variance can differ where lme4 stops early.
+        ``"auto"`` uses bobyqa when nlopt is installed.
     verbose : bool
         Print the stages and the time spent.
 
@@ -53,11 +59,11 @@ def lmer(formula, data, REML=True, verbose=False):
               + ", ".join(f"{b.group} ({b.nlevels} levels x {b.p})" for b in blocks))
     dev = Deviance(blocks, X, y, REML=REML)
     theta0 = np.concatenate([b.theta_start() for b in blocks])
-    opt = optimize_theta(dev, theta0, dev.lower)
+    opt = optimize_theta(dev, theta0, dev.lower, method=optimizer)
     if opt.singular:
         warnings.warn(opt.messages[0], SingularFitWarning, stacklevel=2)
     fit = LmerFit(spec=spec, frame=frame, dev=dev, xnames=xnames, dropped=dropped,
-                  opt=opt, data_name=_data_name(data))
+                  opt=opt, data_name=_data_name(data), data=data)
     if verbose:
         print(f"lmer: {opt.nfev} deviance evaluations, {time.perf_counter() - t0:.3f} s")
     return fit

@@ -59,8 +59,9 @@ class LmerFit:
     nobs, ngrps, singular, REML, formula
     """
 
-    def __init__(self, spec, frame, dev, xnames, dropped, opt, data_name="data"):
+    def __init__(self, spec, frame, dev, xnames, dropped, opt, data_name="data", data=None):
         self.spec = spec
+        self.data = data            # the data as given, for refits (anova, profiles)
         self.formula = spec.formula
         self.frame = frame
         self._dev = dev
@@ -246,6 +247,14 @@ class LmerFit:
         return pd.Series(pred, index=newdata.index)
 
     # -- printing
+    def refit(self, REML=None, data=None):
+        """The same model fitted again, e.g. by ML (``REML=False``) or to new data."""
+        from .lmer import lmer
+        fit = lmer(self.spec.formula, self.data if data is None else data,
+                   REML=self.REML if REML is None else REML, optimizer=self.opt.method)
+        fit.data_name = self.data_name
+        return fit
+
     def summary(self, ddf=None):
         from .summary import LmerSummary
         return LmerSummary(self, ddf=ddf)

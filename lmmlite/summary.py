@@ -126,7 +126,7 @@ class LmerSummary:
             elif p > 12:
                 out += ["", f"Correlation matrix not shown by default, as p = {p} > 12."]
         if fit.messages:
-            out += ["optimizer (L-BFGS-B) convergence code: 0 (OK)"] + list(fit.messages) + [""]
+            out += [f"optimizer ({fit.opt.method}) convergence code: 0 (OK)"] + list(fit.messages) + [""]
         return "\n".join(out) + "\n"
 
     def __repr__(self):
