@@ -38,12 +38,13 @@ class Ranef(dict):
         return pd.DataFrame(rows, columns=["grpvar", "term", "grp", "condval", "condsd"])
 
     def __repr__(self):
-        from .printing import format_frame
+        from .printing import format_matrix, format_num
         out = []
         for g, df in self.items():
-            out.append(f"${g}")
-            out.append(format_frame(df))
-            out.append("")
+            # print.data.frame: each column formatted on its own with 7 digits
+            cells = pd.DataFrame({c: format_num(df[c].to_numpy(), 7) for c in df.columns},
+                                 index=[str(i) for i in df.index])
+            out += [f"${g}", format_matrix(cells, right=True), ""]
         if self.condsd is not None:
             out.append("with conditional variances for "
                        + " ".join(f'"{g}"' for g in self) + " ")
