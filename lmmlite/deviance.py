@@ -27,6 +27,10 @@ import scipy.linalg as sla
 import scipy.sparse as sp
 
 
+def _dense(x):
+    return x.toarray() if sp.issparse(x) else np.asarray(x)
+
+
 @dataclass
 class Factor:
     """The blocked Cholesky factor of Ω(θ) for one θ."""
@@ -84,6 +88,11 @@ class Deviance:
         self.RtZ1 = (R.T @ blocks[0].Z()).tocsr()   # m x q1
         self.RtR = (R.T @ R).toarray()              # m x m
         self.m = R.shape[1]
+        # small models: dense arrays beat scipy.sparse's per-call overhead
+        self.dense = self.m * self.l1 * self.p1 <= 250_000
+        if self.dense:
+            self.RtZ1 = self.RtZ1.toarray().reshape(self.m, self.l1, self.p1)
+            self._lr_index = self._rest_index()
         self._ntheta = [b.ntheta for b in blocks]
         self.lower = np.concatenate([b.theta_lower() for b in blocks])
 
@@ -93,6 +102,22 @@ class Deviance:
             out.append(b.T(theta[k:k + nt]))
             k += nt
         return out
+
+    def _rest_index(self):
+        """Positions of the entries of each T_k in the dense block-diagonal Λ_rest."""
+        out, start = [], 0
+        for b in self.blocks[1:]:
+            i, j = np.tril_indices(b.p)
+            base = start + np.arange(b.nlevels)[:, None] * b.p
+            out.append(((base + i).ravel(), (base + j).ravel(), i, j, b.nlevels))
+            start += b.nlevels * b.p
+        return out
+
+    def _lambda_rest_dense(self, Ts):
+        Lr = np.eye(self.m)
+        for (rows, cols, i, j, nl), T in zip(self._lr_index, Ts[1:]):
+            Lr[rows, cols] = np.tile(T[i, j], nl)
+        return Lr
 
     def _lambda_rest(self, Ts):
         """Sparse block-diagonal Λ for terms 2..K, identity on X and y."""
@@ -107,6 +132,8 @@ class Deviance:
         T1 = Ts[0]
         # term 1 diagonal blocks: T1' B_l T1 + I = L_l L_l'
         M = np.einsum("ji,ljk,kh->lih", T1, self.B1, T1) + np.eye(self.p1)
+        if self.dense:
+            return self._factor_dense(Ts, M)
         if self.p1 == 1:
             L1 = np.sqrt(M)
             W = (T1[0, 0] / L1[:, 0, 0])          # Λ_1 L_1^{-T}, a diagonal
@@ -129,6 +156,27 @@ class Deviance:
             S = self.RtR.copy()
         S[np.arange(self.q_rest), np.arange(self.q_rest)] += 1.0
         S -= (A @ A.T).toarray()
+        L22 = np.linalg.cholesky(S)
+        return Factor(L1=L1, L21=A, L22=L22, q_rest=self.q_rest, p=self.p)
+
+    def _factor_dense(self, Ts, M):
+        """The same factorization with dense arrays (small models)."""
+        T1 = Ts[0]
+        if self.p1 == 1:
+            L1 = np.sqrt(M)
+            A = self.RtZ1[:, :, 0] * (T1[0, 0] / L1[:, 0, 0])[None, :]
+        else:
+            L1 = np.linalg.cholesky(M)
+            Wb = np.einsum("ij,lkj->lik", T1, np.linalg.inv(L1))
+            A = np.einsum("mlk,lkj->mlj", self.RtZ1, Wb).reshape(self.m, -1)
+        if self.q_rest:
+            Lr = self._lambda_rest_dense(Ts)
+            A = Lr.T @ A
+            S = Lr.T @ self.RtR @ Lr
+        else:
+            S = self.RtR.copy()
+        S[np.arange(self.q_rest), np.arange(self.q_rest)] += 1.0
+        S -= A @ A.T
         L22 = np.linalg.cholesky(S)
         return Factor(L1=L1, L21=A, L22=L22, q_rest=self.q_rest, p=self.p)
 
@@ -156,7 +204,7 @@ class Deviance:
         ell2 = fac.L22[-1, :-1]
         sol2 = sla.solve_triangular(fac.L22[:-1, :-1].T, ell2, lower=False)
         u_rest, beta = sol2[:k], sol2[k:]
-        ell1 = fac.L21[m - 1].toarray().ravel()
+        ell1 = _dense(fac.L21[m - 1]).ravel()
         rhs = ell1 - fac.L21[:m - 1].T @ sol2
         rhs = rhs.reshape(self.l1, self.p1)
         u1 = np.linalg.solve(np.swapaxes(fac.L1, 1, 2), rhs[:, :, None])[:, :, 0]
@@ -175,7 +223,7 @@ class Deviance:
         first = np.einsum("lji,ljk->lik", L11inv, L11inv)    # L_l^{-T} L_l^{-1}
         if k:
             L22inv = sla.solve_triangular(fac.L22[:k, :k], np.eye(k), lower=True)
-            L21 = fac.L21[:k].toarray().reshape(k, self.l1, self.p1)
+            L21 = _dense(fac.L21[:k]).reshape(k, self.l1, self.p1)
             H = np.einsum("kli,lij->klj", L21, L11inv)       # L21 L11^{-1}
             G = np.tensordot(L22inv, H, axes=(1, 0))          # (k, l1, p1)
             first = first + np.einsum("kli,klj->lij", G, G)
