@@ -79,7 +79,10 @@ class _Formula:
     """A set of terms with an intercept flag: the value of a sub-formula."""
 
     def __init__(self, terms=(), intercept=False):
-        self.terms = list(dict.fromkeys(terms))
+        unique = {}
+        for t in terms:  # a term is a set of variables: a:b and b:a are one term
+            unique.setdefault(frozenset(t), t)
+        self.terms = list(unique.values())
         self.intercept = intercept
 
     def __add__(self, other):
@@ -302,14 +305,17 @@ def _apply(value, part, sign):
         if getattr(part, "zero", False):
             out.intercept = False
         return out
-    out = _Formula([t for t in value.terms if t not in part.terms], value.intercept)
+    drop = {frozenset(t) for t in part.terms}
+    out = _Formula([t for t in value.terms if frozenset(t) not in drop], value.intercept)
     if part.intercept:
         out.intercept = False
     return out
 
 
-def _ordered(terms):
-    """R orders terms by degree, keeping the order of appearance within one."""
+def _ordered(terms, order):
+    """R orders terms by degree, keeping the order of appearance within one
+    degree, and the variables of a term by their first appearance in the formula."""
+    terms = [tuple(sorted(t, key=order.index)) for t in terms]
     return sorted(terms, key=len)
 
 
@@ -329,10 +335,11 @@ def parse_formula(formula):
                            formula, len(formula))
     parser = _Parser(formula)
     response, fixed, random = parser.formula()
-    randoms = [RandomTerm(rt.intercept, tuple(_ordered(rt.terms)), rt.group, rt.text)
+    order = list(dict.fromkeys(v for kind, v, _ in parser.tokens if kind == "name"))
+    randoms = [RandomTerm(rt.intercept, tuple(_ordered(rt.terms, order)), rt.group, rt.text)
                for rt in random]
     return ModelSpec(formula=deparse(formula), response=response,
-                     intercept=fixed.intercept, terms=_ordered(fixed.terms), random=randoms)
+                     intercept=fixed.intercept, terms=_ordered(fixed.terms, order), random=randoms)
 
 
 def deparse(formula):

@@ -42,6 +42,13 @@ suppressPackageStartupMessages({library(lme4); library(lmerTest)})
   m <- mkMerMod(environment(devf), opt, lf$reTrms, fr = lf$fr)
   .lmm_extract(m)
 }
+.lmm_print_at_theta <- function(formula, data, REML, theta) {
+  lf <- lFormula(as.formula(formula), data = data, REML = REML)
+  devf <- do.call(mkLmerDevfun, lf)
+  opt <- list(par = theta, fval = devf(theta), conv = 0, message = "")
+  m <- mkMerMod(environment(devf), opt, lf$reTrms, fr = lf$fr)
+  paste(capture.output(print(summary(m))), collapse = "\n")
+}
 .lmm_satt <- function(formula, data, REML) {
   m <- lmerTest::lmer(as.formula(formula), data = data, REML = REML)
   co <- coef(summary(m, ddf = "Satterthwaite"))
@@ -110,6 +117,14 @@ def lme4_at_theta(formula, df, theta, REML=True):
     import rpy2.robjects as ro
     r = _r()
     return _to_py(r.r[".lmm_at_theta"](formula, _to_r(df), REML, ro.FloatVector(theta)))
+
+
+def lme4_summary_at_theta(formula, df, theta, REML=True):
+    """lme4's printed ``summary()`` of its merMod built at the given θ."""
+    import rpy2.robjects as ro
+    r = _r()
+    out = r.r[".lmm_print_at_theta"](formula, _to_r(df), REML, ro.FloatVector(theta))
+    return str(out[0])
 
 
 def lmertest_satterthwaite(formula, df, REML=True):

@@ -21,7 +21,7 @@ import pytest
 
 import simdata
 from lmmlite import lmer
-from r_reference import lme4_at_theta, lme4_fit, require_r
+from r_reference import lme4_at_theta, lme4_fit, lme4_summary_at_theta, require_r
 
 MODELS = [
     ("intercept", "sleepstudy", "Reaction ~ Days + (1 | Subject)", True),
@@ -36,6 +36,7 @@ MODELS = [
     ("crossed_mixed", "crossed", "y ~ x + (1 | clinic) + (0 + x | doctor)", True),
     ("factors", "factors", "y ~ a * b + x + (1 | g)", True),
     ("factor_slope", "factors", "y ~ a + x + (1 + x | g)", True),
+    ("factor_no_intercept", "factors", "y ~ 0 + a + a:x + (1 | g)", True),
     ("singular", "singular", "y ~ x + (1 | g)", True),
     ("missing", "with_missing", "Reaction ~ Days + (Days | Subject)", True),
 ]
@@ -106,3 +107,26 @@ def test_against_lme4(name, dataset, formula, reml):
     tol = 1e-2 if gap < -1e-7 else 1e-3
     for q, d in own.items():
         assert d < tol, f"{q} differs from lme4's optimum by {d:.3g}"
+
+
+def _body(text):
+    """Printed summary from the criterion line on (title, Formula and Data differ by design)."""
+    lines = [ln.rstrip() for ln in text.splitlines()]
+    start = next(i for i, ln in enumerate(lines) if ln.startswith(("REML criterion", "     AIC")))
+    body = [ln for ln in lines[start:] if not ln.startswith(("optimizer (", "boundary (singular)"))]
+    while body and not body[-1]:
+        body.pop()
+    return body
+
+
+@pytest.mark.parametrize("name,dataset,formula,reml", MODELS, ids=[m[0] for m in MODELS])
+def test_printed_summary_matches_lme4(name, dataset, formula, reml):
+    """The whole printed summary equals lme4's, for lme4's merMod built at lmmlite's θ."""
+    require_r()
+    df = getattr(simdata, dataset)()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        m = lmer(formula, df, REML=reml)
+    ours = _body(str(m.summary()))
+    theirs = _body(lme4_summary_at_theta(formula, df, m.theta, REML=reml))
+    assert ours == theirs
