@@ -14,6 +14,7 @@ import pandas as pd
 
 _R_CODE = r"""
 suppressPackageStartupMessages({library(lme4); library(lmerTest)})
+options(useFancyQuotes = FALSE, width = 80)
 .lmm_extract <- function(m) {
   vc <- as.data.frame(VarCorr(m))
   re <- as.data.frame(ranef(m, condVar = TRUE))
