@@ -15,6 +15,18 @@ from .frame import model_frame
 from .design import model_matrix
 
 
+class NamedVector(pd.Series):
+    """A pandas Series that prints as R prints a named numeric vector (7 digits)."""
+
+    @property
+    def _constructor(self):
+        return pd.Series  # arithmetic gives a plain Series
+
+    def __repr__(self):
+        from .printing import print_named_vector
+        return print_named_vector(self, digits=7)
+
+
 class Ranef(dict):
     """Conditional modes of the random effects: grouping factor -> DataFrame.
 
@@ -81,7 +93,7 @@ class LmerFit:
         beta, u = dev.solve(fac)
         n, p = dev.n, dev.p
         self.sigma = float(np.sqrt(fac.r2 / (n - p if self.REML else n)))
-        self.fixef = pd.Series(beta, index=xnames)
+        self.fixef = NamedVector(beta, index=xnames)
         RXinv = np.linalg.inv(fac.RX())
         self.vcov = pd.DataFrame(self.sigma ** 2 * RXinv @ RXinv.T, index=xnames, columns=xnames)
         self._u = u

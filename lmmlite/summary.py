@@ -50,12 +50,13 @@ def method_title(fit, ddf=None):
     return f"{title} ['{cls}']"
 
 
-def _aic_block(fit):
+def _aic_block(fit, digits=1):
+    """lme4's ``.prt.aictab``: values rounded to ``digits`` decimals."""
     if fit.REML:
-        return f"REML criterion at convergence: {_cat_num(P.r_round(fit.reml_criterion, 1))}"
+        return f"REML criterion at convergence: {_cat_num(P.r_round(fit.reml_criterion, digits))}"
     vals = [fit.aic, fit.bic, fit.loglik, fit.deviance, fit.nobs - fit.npar]
     names = ["AIC", "BIC", "logLik", "deviance", "df.resid"]
-    txt = P.format_num([P.r_round(v, 1) for v in vals], digits=7)
+    txt = P.format_num([P.r_round(v, digits) for v in vals], digits=7)
     txt[-1] = str(int(fit.nobs - fit.npar))
     w = max(len(s) for s in txt + names)
     return "".join(n.rjust(w) + " " for n in names) + "\n" + "".join(s.strip().rjust(w) + " " for s in txt)
@@ -133,17 +134,27 @@ class LmerSummary:
         return str(self)
 
 
+def _gap_vector(values, digits, gap=2, width=80):
+    """``print(format(x, digits = digits), print.gap = 2, quote = FALSE)`` of a named vector."""
+    vals = P.format_num(np.asarray(values, dtype=float), digits)
+    names = [str(n) for n in values.index]
+    w = max(len(x) for x in vals + names)
+    per = max(1, width // (w + gap))
+    lines = []
+    for i in range(0, len(vals), per):
+        lines.append("".join(n.rjust(w) + " " * gap for n in names[i:i + per]))
+        lines.append("".join(v.rjust(w) + " " * gap for v in vals[i:i + per]))
+    return "\n".join(lines)
+
+
 def format_lmer_short(fit):
     """``print(fit)``: lme4's short display."""
     out = [method_title(fit), cat_fill(["Formula:", fit.formula]),
            cat_fill(["   Data:", fit.data_name])]
-    if fit.REML:
-        out.append(f"REML criterion at convergence: {_cat_num(P.r_round(fit.reml_criterion, 4))}")
-    else:
-        out.append(_aic_block(fit))
+    out.append(_aic_block(fit, digits=4))
     rows = [{k: v for k, v in r.items() if k != "variance"} for r in _varcorr_rows(fit)]
     out += ["Random effects:", P.format_varcorr(rows, 4, comp=("Std.Dev.",)), _groups_line(fit),
-            "Fixed Effects:", P.print_named_vector(fit.fixef, digits=DIGITS)]
+            "Fixed Effects:", _gap_vector(fit.fixef, DIGITS)]
     if fit.messages:
         out += list(fit.messages)
     return "\n".join(out)
@@ -195,5 +206,5 @@ class LmSummary:
 
 def format_lm_short(fit):
     out = ["", "Call:", f"lm(formula = {fit.formula}, data = {fit.data_name})", "",
-           "Coefficients:", P.print_named_vector(fit.coefficients, digits=DIGITS), ""]
+           "Coefficients:", _gap_vector(fit.coefficients, DIGITS), ""]
     return "\n".join(out)
