@@ -10,6 +10,8 @@ from .datasets import datasets, load
 from .errors import ConvergenceWarning, FormulaError, LmmError, SingularFitWarning
 from .lm import lm
 from .lmer import lmer
+from .anova import anova
+from .confint import confint
 
 __version__ = "0.1.0"
 
@@ -34,5 +36,5 @@ def VarCorr(fit):
     return fit.varcorr()
 
 
-__all__ = ["lm", "lmer", "fixef", "ranef", "coef", "VarCorr", "load", "datasets",
+__all__ = ["lm", "lmer", "anova", "confint", "fixef", "ranef", "coef", "VarCorr", "load", "datasets",
            "LmmError", "FormulaError", "ConvergenceWarning", "SingularFitWarning"]
