@@ -90,11 +90,69 @@ class Deviance:
         self.m = R.shape[1]
         # small models: dense arrays beat scipy.sparse's per-call overhead
         self.dense = self.m * self.l1 * self.p1 <= 250_000
+        self.pairs = None
         if self.dense:
             self.RtZ1 = self.RtZ1.toarray().reshape(self.m, self.l1, self.p1)
             self._lr_index = self._rest_index()
+        else:
+            self.pairs = self._pair_structure()
+        self.scalar_rest = all(b.p == 1 for b in blocks[1:])
         self._ntheta = [b.ntheta for b in blocks]
         self.lower = np.concatenate([b.theta_lower() for b in blocks])
+
+    def _pair_structure(self, max_pairs=60_000_000):
+        """Index pairs for G(θ) = R'Z1 Λ1 (L1 L1')^{-1} Λ1' Z1'R, a sum over levels.
+
+        G = Σ_l Σ_ab (M_l)_ab r_(l,a) r_(l,b)' with r_c the sparse columns of R'Z1
+        and M_l = T1 (T1'B_l T1 + I)^{-1} T1'.  The pattern is fixed, so each
+        evaluation is one weighted bincount (MixedModels.jl keeps this block
+        sparse for the same reason).  None if there would be too many pairs.
+        """
+        C = self.RtZ1.tocsc()
+        C.sort_indices()
+        counts = np.diff(C.indptr).reshape(self.l1, self.p1)
+        if int((counts.sum(axis=1) ** 2).sum()) > max_pairs:
+            return None
+        m, p1 = self.m, self.p1
+        tgt, val, key = [], [], []
+        for lev in range(self.l1):
+            for a in range(p1):
+                ca = lev * p1 + a
+                ra, va = C.indices[C.indptr[ca]:C.indptr[ca + 1]], C.data[C.indptr[ca]:C.indptr[ca + 1]]
+                for b in range(p1):
+                    cb = lev * p1 + b
+                    rb = C.indices[C.indptr[cb]:C.indptr[cb + 1]]
+                    vb = C.data[C.indptr[cb]:C.indptr[cb + 1]]
+                    low = ra[:, None] >= rb[None, :]       # the Cholesky reads the lower triangle
+                    tgt.append((ra[:, None] * m + rb[None, :])[low])
+                    val.append(np.outer(va, vb)[low])
+                    key.append(np.full(int(low.sum()), (lev * p1 + a) * p1 + b))
+        # vec(G_lower) = P @ vec(M): one sparse matrix-vector product per evaluation
+        return sp.csr_matrix((np.concatenate(val), (np.concatenate(tgt), np.concatenate(key))),
+                             shape=(m * m, self.l1 * p1 * p1))
+
+    def _schur_pairs(self, Ts, L1):
+        """The dense Schur complement S from the pair structure (evaluation only)."""
+        T1 = Ts[0]
+        K = np.linalg.solve(L1, np.broadcast_to(T1.T, L1.shape))     # L_l^{-1} T1'
+        Mblk = np.einsum("lki,lkj->lij", K, K)                       # M_l
+        # lower triangle only: np.linalg.cholesky reads nothing else
+        S = self.RtR - (self.pairs @ Mblk.ravel()).reshape(self.m, self.m)
+        if self.q_rest:
+            if self.scalar_rest:
+                d = np.ones(self.m)
+                start = 0
+                for b, T in zip(self.blocks[1:], Ts[1:]):
+                    d[start:start + b.nlevels] = T[0, 0]
+                    start += b.nlevels
+                S *= d[:, None]
+                S *= d[None, :]
+            else:
+                S = np.tril(S) + np.tril(S, -1).T
+                Lr = self._lambda_rest(Ts)
+                S = np.asarray(Lr.T @ (Lr.T @ S).T)
+        S[np.arange(self.q_rest), np.arange(self.q_rest)] += 1.0
+        return S
 
     def split(self, theta):
         out, k = [], 0
@@ -126,14 +184,22 @@ class Deviance:
         parts.append(sp.identity(self.p + 1, format="csr"))
         return sp.block_diag(parts, format="csr")
 
-    def factor(self, theta):
-        """The blocked Cholesky factor of Ω(θ) (raises LinAlgError if not PD)."""
+    def factor(self, theta, full=True):
+        """The blocked Cholesky factor of Ω(θ) (raises LinAlgError if not PD).
+
+        With ``full=False`` the off-diagonal block L21 may be left out (it is
+        not needed for the criterion).
+        """
         Ts = self.split(np.asarray(theta, dtype=float))
         T1 = Ts[0]
         # term 1 diagonal blocks: T1' B_l T1 + I = L_l L_l'
         M = np.einsum("ji,ljk,kh->lih", T1, self.B1, T1) + np.eye(self.p1)
         if self.dense:
             return self._factor_dense(Ts, M)
+        if not full and self.pairs is not None:
+            L1 = np.sqrt(M) if self.p1 == 1 else np.linalg.cholesky(M)
+            L22 = np.linalg.cholesky(self._schur_pairs(Ts, L1))
+            return Factor(L1=L1, L21=None, L22=L22, q_rest=self.q_rest, p=self.p)
         if self.p1 == 1:
             L1 = np.sqrt(M)
             W = (T1[0, 0] / L1[:, 0, 0])          # Λ_1 L_1^{-T}, a diagonal
@@ -191,7 +257,7 @@ class Deviance:
 
     def __call__(self, theta):
         try:
-            fac = self.factor(theta)
+            fac = self.factor(theta, full=False)
         except np.linalg.LinAlgError:
             return np.inf
         value = self.criterion(fac)
