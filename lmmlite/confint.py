@@ -1,5 +1,381 @@
-"""Confidence intervals for the parameters of an lmer fit (lme4's confint.merMod)."""
+"""Confidence intervals for an lmer fit, as lme4's ``confint.merMod``.
+
+Rows ``.sig01, .sig02, ..., .sigma`` (the random-effects standard deviations
+and correlations, term by term, each term's lower triangle column by column:
+sd, cor, ..., sd; then the residual sd) followed by the fixed effects.
+
+* ``"Wald"``: β̂ ± z se(β̂); NA for the variance parameters (as lme4).
+* ``"profile"``: likelihood-ratio intervals from the profiled ML deviance
+  (Bates et al. 2015, JSS 67(1), sec. 5.1; lme4's ``profile.merMod``).
+  For a parameter ψ the signed root deviance is
+  ζ(ψ) = sign(ψ - ψ̂) sqrt(d̃(ψ) - d(ψ̂)), with d̃ the ML deviance minimized
+  over all other parameters (variance parameters in the sd/correlation scale
+  with σ explicit; the fixed effects profiled out exactly by PLS).  The
+  interval is {ψ: |ζ(ψ)| ≤ z_{1-α/2}}.  lme4 interpolates ζ with splines on a
+  grid; here the end points are roots of ζ(ψ) = ±z found by Brent's method,
+  so they agree with lme4 up to lme4's interpolation error (~1e-4).  An end
+  that the profile does not reach before a bound (sd = 0, cor = ±1) is the
+  bound, as lme4.  REML fits are profiled on the ML deviance (lme4 refits
+  by ML first).
+* ``"boot"``: parametric bootstrap (simulate from the fitted model, refit),
+  percentile intervals with the normal-scale interpolation of the boot
+  package (Davison & Hinkley 1997, eq. 5.8).
+"""
+
+import sys
+import warnings
+
+import numpy as np
+import pandas as pd
+from scipy import optimize, stats
+
+from .deviance import Deviance
+from .errors import LmmError
 
 
-def confint(fit, parm=None, level=0.95, method="profile", nsim=500, seed=None):
-    raise NotImplementedError("confint is not implemented yet")
+# --------------------------------------------------------------------------
+# sd/correlation parameterization (lme4's Cv_to_Sv / Sv_to_Cv)
+def _sdcor_from_theta(dev, theta, sigma):
+    out = []
+    for b, T in zip(dev.blocks, dev.split(theta)):
+        S = sigma ** 2 * T @ T.T
+        sd = np.sqrt(np.maximum(np.diag(S), 0))
+        for j in range(b.p):
+            for i in range(j, b.p):
+                if i == j:
+                    out.append(sd[i])
+                else:
+                    out.append(S[i, j] / (sd[i] * sd[j]) if sd[i] * sd[j] > 0 else 0.0)
+    return np.array(out + [sigma])
+
+
+def _safe_chol(S):
+    """Lower Cholesky factor allowing zero (semi-definite) pivots."""
+    p = S.shape[0]
+    L = np.zeros_like(S)
+    for j in range(p):
+        d = S[j, j] - L[j, :j] @ L[j, :j]
+        if d <= 1e-14 * max(S[j, j], 1e-300):
+            continue
+        L[j, j] = np.sqrt(d)
+        for i in range(j + 1, p):
+            L[i, j] = (S[i, j] - L[i, :j] @ L[j, :j]) / L[j, j]
+    return L
+
+
+def _theta_from_sdcor(dev, v):
+    sigma = v[-1]
+    out, k = [], 0
+    for b in dev.blocks:
+        S = np.zeros((b.p, b.p))
+        sd = np.zeros(b.p)
+        idx = []
+        for j in range(b.p):
+            for i in range(j, b.p):
+                idx.append((i, j))
+        vals = v[k:k + len(idx)]
+        k += len(idx)
+        for (i, j), val in zip(idx, vals):
+            if i == j:
+                sd[i] = val
+        for (i, j), val in zip(idx, vals):
+            S[i, j] = S[j, i] = (sd[i] ** 2 if i == j else val * sd[i] * sd[j])
+        T = _safe_chol(S / sigma ** 2)
+        out += [T[i, j] for (i, j) in idx]
+    return np.array(out)
+
+
+def _sdcor_bounds(dev):
+    lo, hi = [], []
+    for b in dev.blocks:
+        for j in range(b.p):
+            for i in range(j, b.p):
+                lo.append(0.0 if i == j else -1.0)
+                hi.append(np.inf if i == j else 1.0)
+    return np.array(lo + [0.0]), np.array(hi + [np.inf])
+
+
+def param_names(fit):
+    """lme4's old-style names: .sig01, .sig02, ..., .sigma."""
+    k = len(fit.theta)
+    return [f".sig{i + 1:02d}" for i in range(k)] + [".sigma"]
+
+
+def _perc_names(level):
+    a = (1 - level) / 2
+    from .printing import format_scalar
+    return [f"{format_scalar(100 * q, digits=3).strip()} %" for q in (a, 1 - a)]
+
+
+# --------------------------------------------------------------------------
+def _minimize(f, x0, lower, upper, xtol=1e-10, ftol=1e-12):
+    """Bounded minimization: NLopt's BOBYQA when installed, else scipy's L-BFGS-B."""
+    x0 = np.clip(np.asarray(x0, dtype=float), lower, upper)
+    if len(x0) == 0:
+        return x0, float(f(x0))
+    try:
+        import nlopt
+    except ImportError:
+        nlopt = None
+    if nlopt is not None:
+        opt = nlopt.opt(nlopt.LN_BOBYQA, len(x0))
+        opt.set_lower_bounds([float(v) for v in lower])
+        opt.set_upper_bounds([float(v) for v in upper])
+        opt.set_min_objective(lambda x, g: float(f(np.asarray(x))))
+        opt.set_xtol_abs(xtol)
+        opt.set_ftol_abs(ftol)
+        opt.set_maxeval(20000)
+        step = np.where(np.isfinite(upper - lower), 0.1, 0.1 * np.maximum(np.abs(x0), 0.1))
+        opt.set_initial_step([float(s) for s in step])
+        x = np.asarray(opt.optimize([float(v) for v in x0]))
+        return x, float(opt.last_optimum_value())
+    bounds = [(lo if np.isfinite(lo) else None, hi if np.isfinite(hi) else None)
+              for lo, hi in zip(lower, upper)]
+    res = optimize.minimize(f, x0, method="L-BFGS-B", jac="3-point", bounds=bounds,
+                            options={"ftol": 1e-15, "gtol": 1e-10, "maxiter": 5000})
+    return np.asarray(res.x), float(res.fun)
+
+
+class _Profiler:
+    """Signed root ML deviance ζ(ψ) of each parameter of a fit."""
+
+    def __init__(self, fit):
+        ml = fit.refit(REML=False) if fit.REML else fit
+        self.fit = ml
+        self.dev = Deviance(ml._dev.blocks, ml._dev.X, ml._dev.y, REML=False)
+        self.base = ml.deviance
+        self.n = self.dev.n
+        self.vp = _sdcor_from_theta(self.dev, ml.theta, ml.sigma)
+        self.lower, self.upper = _sdcor_bounds(self.dev)
+        self.beta = ml.fixef.to_numpy()
+        self.se = np.sqrt(np.diag(ml.vcov.to_numpy()))
+
+    def dev_vp(self, v):
+        """ML deviance at the sd/cor/σ vector v, β profiled out."""
+        sigma = v[-1]
+        if sigma <= 0:
+            return np.inf
+        try:
+            fac = self.dev.factor(_theta_from_sdcor(self.dev, v))
+        except np.linalg.LinAlgError:
+            return np.inf
+        val = fac.logdet_Z() + fac.r2 / sigma ** 2 + self.n * np.log(2 * np.pi * sigma ** 2)
+        return val if np.isfinite(val) else np.inf
+
+    def zeta_vp(self, w, x):
+        free = np.arange(len(self.vp)) != w
+
+        def f(z):
+            v = self.vp.copy()
+            v[w] = x
+            v[free] = z
+            return self.dev_vp(v)
+
+        _, val = _minimize(f, self.vp[free], self.lower[free], self.upper[free])
+        d = max(val - self.base, 0.0)
+        return np.sign(x - self.vp[w]) * np.sqrt(d)
+
+    def zeta_beta(self, j, b):
+        X = self.dev.X
+        keep = np.arange(X.shape[1]) != j
+        d = Deviance(self.dev.blocks, X[:, keep], self.dev.y - b * X[:, j], REML=False)
+        _, val = _minimize(d, self.fit.theta, d.lower, np.full(len(d.lower), np.inf))
+        return np.sign(b - self.beta[j]) * np.sqrt(max(val - self.base, 0.0))
+
+    def interval(self, zeta, est, scale, lo, hi, z):
+        """Solve ζ(ψ) = -z and +z, expanding from the estimate; a bound if not reached."""
+        out = []
+        for sgn, bound in ((-1, lo), (1, hi)):
+            target = sgn * z
+            a, za = est, 0.0
+            step = scale
+            found = None
+            for _ in range(60):
+                b = est + sgn * step
+                if (sgn < 0 and b <= bound) or (sgn > 0 and b >= bound):
+                    b = bound
+                zb = zeta(b)
+                if (zb - target) * sgn >= 0:
+                    found = (a, b) if sgn > 0 else (b, a)
+                    break
+                if b == bound:
+                    break
+                a, za = b, zb
+                step *= 2
+            if found is None:
+                out.append(bound)
+                continue
+            if est == bound:
+                out.append(bound)
+                continue
+            r = optimize.brentq(lambda x: zeta(x) - target, found[0], found[1],
+                                xtol=1e-10 * max(abs(est), scale), rtol=1e-10)
+            out.append(r)
+        return out
+
+
+def _profile_ci(fit, names, level):
+    z = stats.norm.ppf(1 - (1 - level) / 2)
+    pr = _Profiler(fit)
+    nvp = len(pr.vp)
+    rows = {}
+    allnames = param_names(fit) + list(fit.fixef.index)
+    for w in range(nvp):
+        nm = allnames[w]
+        if nm not in names:
+            continue
+        est = pr.vp[w]
+        lo, hi = pr.lower[w], pr.upper[w]
+        if est <= lo:          # lme4 does not profile below a parameter at its bound
+            scale = 0.1 * pr.vp[-1] if hi == np.inf else 0.1
+        elif hi == 1.0:
+            scale = 0.1 * (1 - abs(est)) + 1e-3
+        else:
+            scale = 0.25 * est
+        rows[nm] = pr.interval(lambda x: pr.zeta_vp(w, x), est, scale, lo, hi, z)
+    for j, nm in enumerate(fit.fixef.index):
+        if nm not in names:
+            continue
+        rows[nm] = pr.interval(lambda b: pr.zeta_beta(j, b), pr.beta[j], pr.se[j],
+                               -np.inf, np.inf, z)
+    return rows
+
+
+def _wald_ci(fit, level):
+    z = stats.norm.ppf(1 - (1 - level) / 2)
+    rows = {nm: [np.nan, np.nan] for nm in param_names(fit)}
+    se = np.sqrt(np.diag(fit.vcov.to_numpy()))
+    for nm, b, s in zip(fit.fixef.index, fit.fixef.to_numpy(), se):
+        rows[nm] = [b - z * s, b + z * s]
+    return rows
+
+
+def _progress(i, total, width=50, stream=sys.stderr):
+    done = int(width * i / total)
+    stream.write("\r|" + "=" * done + " " * (width - done) + f"| {100 * i // total:3d}%")
+    if i == total:
+        stream.write("\n")
+    stream.flush()
+
+
+def bootstrap(fit, nsim=500, seed=None, progress=True):
+    """Parametric bootstrap replicates of (sd/cor parameters, σ, β), an nsim x k array.
+
+    Each replicate simulates y* = Xβ̂ + Zb* + ε*, b* ~ N(0, σ̂²ΛΛ'),
+    ε* ~ N(0, σ̂²I), and refits the model (REML or ML as the fit) from θ̂.
+    """
+    rng = np.random.default_rng(seed)
+    dev = fit._dev
+    X, n = dev.X, dev.n
+    mu = X @ fit.fixef.to_numpy()
+    Ts = dev.split(fit.theta)
+    out = np.full((nsim, len(fit.theta) + 1 + X.shape[1]), np.nan)
+    for s in range(nsim):
+        y = mu + fit.sigma * rng.standard_normal(n)
+        for b, T in zip(dev.blocks, Ts):
+            u = rng.standard_normal((b.nlevels, b.p))
+            bb = fit.sigma * u @ T.T
+            y += np.einsum("ij,ij->i", b.X, bb[b.codes])
+        d = Deviance(dev.blocks, X, y, REML=fit.REML)
+        try:
+            th, _ = _minimize(d, fit.theta, d.lower, np.full(len(d.lower), np.inf),
+                              xtol=1e-8, ftol=1e-10)
+            fac = d.factor(th)
+            beta, _ = d.solve(fac)
+            sig = np.sqrt(fac.r2 / (n - X.shape[1] if fit.REML else n))
+            out[s] = np.concatenate([_sdcor_from_theta(d, th, sig), beta])
+        except (np.linalg.LinAlgError, ValueError):
+            pass
+        if progress:
+            _progress(s + 1, nsim)
+    return out
+
+
+def _perc(t, level):
+    """boot's percentile interval: order statistics interpolated on the normal scale."""
+    t = np.sort(t[np.isfinite(t)])
+    R = t.size
+    out = []
+    for a in ((1 - level) / 2, (1 + level) / 2):
+        rk = (R + 1) * a
+        k = int(np.floor(rk))
+        if k == rk and 1 <= k <= R:
+            out.append(t[k - 1])
+        elif k < 1:
+            out.append(t[0])
+        elif k >= R:
+            out.append(t[-1])
+        else:
+            qa, qk, qk1 = stats.norm.ppf([a, k / (R + 1), (k + 1) / (R + 1)])
+            out.append(t[k - 1] + (qa - qk) / (qk1 - qk) * (t[k] - t[k - 1]))
+    return out
+
+
+def confint(fit, parm=None, level=0.95, method="profile", nsim=500, seed=None, quiet=False):
+    """Confidence intervals for the parameters of an lmer fit (lme4's ``confint``).
+
+    Parameters
+    ----------
+    fit : LmerFit
+    parm : list of str, "theta_" or "beta_", optional
+        Rows to compute (names as in the result); default all.
+    level : float
+        Confidence level.
+    method : {"profile", "Wald", "boot"}
+    nsim : int
+        Bootstrap replicates (``"boot"``).
+    seed : int, optional
+        Seed of the bootstrap's random numbers (numpy's default_rng).
+    quiet : bool
+        Suppress lme4's "Computing ... confidence intervals ..." message and
+        the bootstrap's progress bar (both go to stderr).
+
+    Returns
+    -------
+    pandas.DataFrame
+        Index ``.sig01, ..., .sigma`` and the fixed-effect names; columns
+        e.g. ``"2.5 %"``, ``"97.5 %"``.
+    """
+    from .results import LmerFit
+    if not isinstance(fit, LmerFit):
+        raise LmmError("confint() takes an lmer fit")
+    if not 0 < level < 1:
+        raise ValueError("level must be between 0 and 1")
+    allnames = param_names(fit) + list(fit.fixef.index)
+    nvp = len(fit.theta) + 1
+    if parm is None:
+        names = allnames
+    elif isinstance(parm, str) and parm == "theta_":
+        names = allnames[:nvp]
+    elif isinstance(parm, str) and parm == "beta_":
+        names = allnames[nvp:]
+    else:
+        parm = [parm] if isinstance(parm, str) else list(parm)
+        bad = [p for p in parm if p not in allnames]
+        if bad:
+            raise LmmError(f"unknown parameter(s) {', '.join(map(str, bad))}; "
+                           f"choose from {', '.join(allnames)}")
+        names = [p for p in allnames if p in parm]
+    cols = _perc_names(level)
+    if method in ("profile", "boot") and not quiet:
+        print(f"Computing {'profile' if method == 'profile' else 'bootstrap'} "
+              "confidence intervals ...", file=sys.stderr)
+    if method == "Wald":
+        rows = _wald_ci(fit, level)
+    elif method == "profile":
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            rows = _profile_ci(fit, names, level)
+    elif method == "boot":
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            t = bootstrap(fit, nsim=nsim, seed=seed, progress=not quiet)
+        if np.all(np.isnan(t)):
+            raise LmmError("all bootstrap runs failed")
+        nfail = int(np.isnan(t[:, 0]).sum())
+        if nfail:
+            warnings.warn(f"{nfail} of {nsim} bootstrap refits failed", stacklevel=2)
+        rows = {nm: _perc(t[:, k], level) for k, nm in enumerate(allnames)}
+    else:
+        raise ValueError("method must be 'profile', 'Wald' or 'boot'")
+    return pd.DataFrame([rows[nm] for nm in names], index=names, columns=cols)
