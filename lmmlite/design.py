@@ -49,6 +49,10 @@ def model_matrix(intercept, terms, frame):
         term_cols, term_names = [np.ones(frame.nobs)], [""]
         for var in term:
             if frame.is_factor(var):
+                if len(frame.columns[var].categories) < 2:
+                    raise LmmError(f"factor '{var}' has only one level in the data used; "
+                                   "contrasts can be applied only to factors with 2 or "
+                                   "more levels (remove it from the formula)")
                 contrasts = frozenset(term) - {var} in present
                 vcols, vlevels = _factor_columns(frame.columns[var], contrasts)
                 vnames = [f"{var}{lev}" for lev in vlevels]

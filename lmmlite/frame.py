@@ -33,6 +33,9 @@ class Frame:
 def _evaluate(name, data):
     """Look up a variable; evaluate simple calls such as log(x) or I(x^2)."""
     if name in data.columns:
+        if list(data.columns).count(name) > 1:
+            raise LmmError(f"the data has {list(data.columns).count(name)} columns named "
+                           f"'{name}'; rename them so that '{name}' is unambiguous")
         return data[name]
     if "(" in name and name.endswith(")"):
         fname, inner = name.split("(", 1)

@@ -364,23 +364,13 @@ def test_no_raw_traceback(label, call):
     assert len(str(info.value)) > 15
 
 
-# ---------------------------------------------------------------- bugs found (xfail)
+# ---------------------------------------------------------------- bugs found and fixed
 
-@pytest.mark.xfail(strict=True, reason=(
-    "BUG: a DataFrame with a duplicated column name used in the formula raises pandas' "
-    "raw ValueError 'Data must be 1-dimensional, got ndarray of shape (180, 2)' from "
-    "frame.model_frame (pd.Series(np.asarray(data[name]))) instead of an LmmError naming "
-    "the duplicated column 'Days'"))
 def test_duplicated_column_name_is_named(sleep):
     d = pd.concat([sleep, sleep[["Days"]]], axis=1)
     clear_error(lambda: lmer("Reaction ~ Days + (1 | Subject)", d), LmmError, "'Days'")
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "BUG: a fixed-effect factor with a single level ('f' constant 'a') is silently "
-    "dropped from the model: no coefficient, no error and no warning. R/lme4 stop with "
-    "'contrasts can be applied only to factors with 2 or more levels'; lmmlite should "
-    "at least raise an LmmError or warn naming 'f'"))
 def test_single_level_fixed_factor_is_reported(sleep):
     d = sleep.assign(f="a")
     with warnings.catch_warnings(record=True) as rec:
