@@ -236,11 +236,7 @@ class LmerFit:
             if fixed_only:
                 return pd.Series(self._dev.X @ self.fixef.to_numpy(), index=self.frame.row_index)
             return self.fitted()
-        from .frame import Frame
         spec = self.spec
-        cols = {}
-        for name in spec.variables()[1:]:
-            cols[name] = newdata[name] if name in newdata else None
         # fixed part with the training factor levels
         frame = _new_frame(self.frame, newdata, [v for t in spec.terms for v in t])
         X, names = model_matrix(spec.intercept, spec.terms, frame)
@@ -251,7 +247,7 @@ class LmerFit:
                 rt = next(r for r in spec.random if r.group_name == b.group)
                 vars_ = [v for t in rt.terms for v in t]
                 fr = _new_frame(self.frame, newdata, vars_)
-                Xb, bn = model_matrix(rt.intercept, list(rt.terms), fr)
+                Xb, _ = model_matrix(rt.intercept, list(rt.terms), fr)
                 key = newdata[list(rt.group)].astype(str).agg(":".join, axis=1).to_numpy()
                 lookup = {lev: i for i, lev in enumerate(b.levels)}
                 idx = np.array([lookup.get(k, -1) for k in key])

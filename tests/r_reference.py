@@ -50,6 +50,14 @@ options(useFancyQuotes = FALSE, width = 80)
   m <- mkMerMod(environment(devf), opt, lf$reTrms, fr = lf$fr)
   paste(capture.output(print(summary(m))), collapse = "\n")
 }
+.lmm_predict_at_theta <- function(formula, data, REML, theta, newdata) {
+  lf <- lFormula(as.formula(formula), data = data, REML = REML)
+  devf <- do.call(mkLmerDevfun, lf)
+  opt <- list(par = theta, fval = devf(theta), conv = 0, message = "")
+  m <- mkMerMod(environment(devf), opt, lf$reTrms, fr = lf$fr)
+  list(full = unname(predict(m, newdata = newdata, allow.new.levels = TRUE)),
+       fixed = unname(predict(m, newdata = newdata, re.form = NA)))
+}
 .lmm_satt <- function(formula, data, REML) {
   m <- lmerTest::lmer(as.formula(formula), data = data, REML = REML)
   co <- coef(summary(m, ddf = "Satterthwaite"))
@@ -126,6 +134,15 @@ def lme4_summary_at_theta(formula, df, theta, REML=True):
     r = _r()
     out = r.r[".lmm_print_at_theta"](formula, _to_r(df), REML, ro.FloatVector(theta))
     return str(out[0])
+
+
+def lme4_predict_at_theta(formula, df, theta, newdata, REML=True):
+    """lme4's predict() with and without random effects, new levels allowed."""
+    import rpy2.robjects as ro
+    r = _r()
+    res = r.r[".lmm_predict_at_theta"](formula, _to_r(df), REML, ro.FloatVector(theta),
+                                       _to_r(newdata))
+    return np.array(res.rx2("full"), dtype=float), np.array(res.rx2("fixed"), dtype=float)
 
 
 def lmertest_satterthwaite(formula, df, REML=True):

@@ -21,7 +21,8 @@ import pytest
 
 import simdata
 from lmmlite import lmer
-from r_reference import lme4_at_theta, lme4_fit, lme4_summary_at_theta, require_r
+from r_reference import (lme4_at_theta, lme4_fit, lme4_predict_at_theta,
+                         lme4_summary_at_theta, require_r)
 
 MODELS = [
     ("intercept", "sleepstudy", "Reaction ~ Days + (1 | Subject)", True),
@@ -130,3 +131,28 @@ def test_printed_summary_matches_lme4(name, dataset, formula, reml):
     ours = _body(str(m.summary()))
     theirs = _body(lme4_summary_at_theta(formula, df, m.theta, REML=reml))
     assert ours == theirs
+
+
+PREDICT = [
+    ("slope", "sleepstudy", "Reaction ~ Days + (1 + Days | Subject)", "Subject"),
+    ("nested", "nested", "y ~ x + (1 | region/clinic)", "region"),
+    ("crossed", "crossed", "y ~ x + (x | clinic) + (x | doctor)", "doctor"),
+    ("factors", "factors", "y ~ a * b + x + (1 | g)", "g"),
+]
+
+
+@pytest.mark.parametrize("name,dataset,formula,group", PREDICT, ids=[p[0] for p in PREDICT])
+def test_predict_matches_lme4(name, dataset, formula, group):
+    """predict() on new data, with a new level of a grouping factor, with and without ranef."""
+    require_r()
+    df = getattr(simdata, dataset)()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        m = lmer(formula, df)
+    new = df.sample(12, random_state=1).reset_index(drop=True)
+    new[group] = new[group].astype(object)
+    new.loc[:3, group] = "a_new_level"
+    full, fixed = lme4_predict_at_theta(formula, df, m.theta, new)
+    np.testing.assert_allclose(m.predict(new).to_numpy(), full, rtol=1e-7)
+    np.testing.assert_allclose(m.predict(new, re_form="~0").to_numpy(), fixed, rtol=1e-7)
+    np.testing.assert_allclose(m.predict().to_numpy(), m.fitted().to_numpy())
