@@ -6,12 +6,10 @@ for REML or r²/n for ML, Cov(β̂) = σ̂² (R_X'R_X)^{-1}, and the conditional
 variances of b as σ̂² Λ (Λ'Z'ZΛ + I)^{-1} Λ' (lme4's condVar).
 """
 
-from functools import cached_property
 
 import numpy as np
 import pandas as pd
 
-from .frame import model_frame
 from .design import model_matrix
 
 
