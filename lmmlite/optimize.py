@@ -187,8 +187,8 @@ def _lbfgsb(fun, theta0, lower):
     start = np.asarray(theta0, dtype=float)
     theta, fval = start, np.inf
     for _ in range(5):
-        res = minimize(fun, start, method="L-BFGS-B", jac="3-point", bounds=bounds,
-                       options={"ftol": 1e-15, "gtol": 1e-9, "maxiter": 2000})
+        res = minimize(fun, start, method="L-BFGS-B", jac="2-point", bounds=bounds,
+                       options={"ftol": 1e-12, "gtol": 1e-6, "maxiter": 2000})
         if res.fun < fval:
             theta, fval = np.asarray(res.x, dtype=float), float(res.fun)
         start = _escape_boundary(fun, theta, lower, fval)
