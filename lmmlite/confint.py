@@ -121,14 +121,25 @@ def _minimize(f, x0, lower, upper, xtol=1e-10, ftol=1e-12):
         opt = nlopt.opt(nlopt.LN_BOBYQA, len(x0))
         opt.set_lower_bounds([float(v) for v in lower])
         opt.set_upper_bounds([float(v) for v in upper])
-        opt.set_min_objective(lambda x, g: float(f(np.asarray(x))))
+        best = [np.inf, x0]
+
+        def obj(x, grad):
+            v = float(f(np.asarray(x)))
+            if v < best[0]:
+                best[0], best[1] = v, np.array(x)
+            return v
+
+        opt.set_min_objective(obj)
         opt.set_xtol_abs(xtol)
         opt.set_ftol_abs(ftol)
         opt.set_maxeval(20000)
         step = np.where(np.isfinite(upper - lower), 0.1, 0.1 * np.maximum(np.abs(x0), 0.1))
         opt.set_initial_step([float(s) for s in step])
-        x = np.asarray(opt.optimize([float(v) for v in x0]))
-        return x, float(opt.last_optimum_value())
+        try:
+            opt.optimize([float(v) for v in x0])
+        except nlopt.RoundoffLimited:
+            pass    # converged as far as rounding allows: keep the best point
+        return np.asarray(best[1], dtype=float), float(best[0])
     bounds = [(lo if np.isfinite(lo) else None, hi if np.isfinite(hi) else None)
               for lo, hi in zip(lower, upper)]
     res = optimize.minimize(f, x0, method="L-BFGS-B", jac="3-point", bounds=bounds,
