@@ -99,7 +99,7 @@ class RandomBlock:
     """One random-effects term: grouping factor, its levels and the term's columns."""
 
     group: str          # grouping factor name, e.g. 'Subject' or 'clinic:region'
-    levels: list        # level labels, in order
+    levels: list        # level values in order (strings 'a:b' for interactions)
     codes: np.ndarray   # level index of each observation
     X: np.ndarray       # n x p: the term's model matrix
     cnames: list        # its column names, e.g. ['(Intercept)', 'Days']
@@ -146,8 +146,9 @@ def _grouping_factor(names, frame):
     """The grouping factor of a random term: one factor or the interaction a:b:..."""
     cats = [frame.columns[v] for v in names]
     if len(cats) == 1:
+        # keep the data's own level values (ints stay ints), as the user will look them up
         cat = cats[0].remove_unused_categories()
-        return _level_names(cat), np.asarray(cat.codes)
+        return list(cat.categories), np.asarray(cat.codes)
     # interaction: first factor varies slowest, as R's ':' on factors; unused dropped
     labels = [np.asarray(_level_names(c), dtype=object)[c.codes] for c in cats]
     key = np.zeros(frame.nobs, dtype=np.int64)

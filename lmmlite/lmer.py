@@ -69,17 +69,50 @@ def lmer(formula, data, REML=True, optimizer="auto", verbose=False):
     return fit
 
 
-def _data_name(data, depth=2):
-    """The caller's variable name for ``data``, as R's deparse(substitute(data))."""
+def _data_name(data, depth=2, arg=1, keyword="data"):
+    """How the caller wrote the ``data`` argument, as R's ``deparse(substitute(data))``.
+
+    Reads the source of the calling expression (Python >= 3.11 records its
+    position); falls back to a variable name bound to the object, then "data".
+    """
     frame = inspect.currentframe()
     for _ in range(depth):
         frame = frame.f_back if frame is not None else None
     try:
-        if frame is not None:
-            for scope in (frame.f_locals, frame.f_globals):
-                for name, value in scope.items():
-                    if value is data and not name.startswith("_"):
-                        return name
+        if frame is None:
+            return "data"
+        text = _call_argument(frame, arg, keyword)
+        if text:
+            return text
+        for scope in (frame.f_locals, frame.f_globals):
+            for name, value in scope.items():
+                if value is data and not name.startswith("_"):
+                    return name
     finally:
         del frame
     return "data"
+
+
+def _call_argument(frame, arg, keyword):
+    """Source text of argument ``arg`` (or ``keyword=``) of the call running in ``frame``."""
+    import ast
+    import linecache
+    try:
+        positions = list(frame.f_code.co_positions())[frame.f_lasti // 2]
+        start, end, col, end_col = positions
+        lines = [linecache.getline(frame.f_code.co_filename, k) for k in range(start, end + 1)]
+        if None in positions or not all(lines):
+            return None
+        lines[-1] = lines[-1][:end_col]
+        lines[0] = lines[0][col:]
+        call = ast.parse("\n".join(ln.rstrip("\n") for ln in lines).strip(), mode="eval").body
+    except (ValueError, SyntaxError, IndexError, AttributeError, TypeError):
+        return None
+    if not isinstance(call, ast.Call):
+        return None
+    for kw in call.keywords:
+        if kw.arg == keyword:
+            return ast.unparse(kw.value)
+    if len(call.args) > arg:
+        return ast.unparse(call.args[arg])
+    return None

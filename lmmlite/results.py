@@ -247,7 +247,7 @@ class LmerFit:
                 fr = _new_frame(self.frame, newdata, vars_)
                 Xb, _ = model_matrix(rt.intercept, list(rt.terms), fr)
                 key = newdata[list(rt.group)].astype(str).agg(":".join, axis=1).to_numpy()
-                lookup = {lev: i for i, lev in enumerate(b.levels)}
+                lookup = {str(lev): i for i, lev in enumerate(b.levels)}
                 idx = np.array([lookup.get(k, -1) for k in key])
                 known = idx >= 0
                 pred[known] += np.einsum("ij,ij->i", Xb[known], bk[idx[known]])

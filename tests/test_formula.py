@@ -58,3 +58,15 @@ def test_errors_point_at_the_problem(bad, pos):
 def test_not_a_string():
     with pytest.raises(FormulaError, match="must be a string"):
         parse_formula(42)
+
+
+def test_data_line_shows_the_callers_expression():
+    """As R's deparse(substitute(data)): the expression written in the call."""
+    from lmmlite import lm, lmer, load
+    sleepstudy = load("sleepstudy")
+    m = lmer("Reaction ~ Days + (1 | Subject)",
+             data=sleepstudy)
+    assert m.data_name == "sleepstudy"
+    m = lmer("Reaction ~ Days + (1 | Subject)", sleepstudy[sleepstudy.Days >= 2])
+    assert m.data_name == "sleepstudy[sleepstudy.Days >= 2]"
+    assert lm("Reaction ~ Days", data=sleepstudy).data_name == "sleepstudy"
