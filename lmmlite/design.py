@@ -128,9 +128,13 @@ class RandomBlock:
 
     def T(self, theta):
         """The p x p lower-triangular relative covariance factor from θ (column-major)."""
+        if self.p == 1:
+            return np.reshape(np.asarray(theta, dtype=float), (1, 1))
+        if not hasattr(self, "_tidx"):
+            rows, cols = np.triu_indices(self.p)  # (col-major lower) == (row-major upper).T
+            self._tidx = (cols, rows)
         T = np.zeros((self.p, self.p))
-        rows, cols = np.triu_indices(self.p)  # (col-major lower) == (row-major upper).T
-        T[cols, rows] = theta
+        T[self._tidx] = theta
         return T
 
     def Z(self):

@@ -27,6 +27,14 @@ import scipy.linalg as sla
 import scipy.sparse as sp
 
 
+def _chol_inplace(S):
+    """Lower Cholesky factor of S, overwriting S (LAPACK dpotrf reads the lower triangle)."""
+    L, info = sla.lapack.dpotrf(S, lower=1, clean=1, overwrite_a=1)
+    if info != 0:
+        raise np.linalg.LinAlgError("Schur complement is not positive definite")
+    return L
+
+
 def _dense(x):
     return x.toarray() if sp.issparse(x) else np.asarray(x)
 
@@ -198,7 +206,7 @@ class Deviance:
             return self._factor_dense(Ts, M)
         if not full and self.pairs is not None:
             L1 = np.sqrt(M) if self.p1 == 1 else np.linalg.cholesky(M)
-            L22 = np.linalg.cholesky(self._schur_pairs(Ts, L1))
+            L22 = _chol_inplace(self._schur_pairs(Ts, L1))
             return Factor(L1=L1, L21=None, L22=L22, q_rest=self.q_rest, p=self.p)
         if self.p1 == 1:
             L1 = np.sqrt(M)

@@ -12,7 +12,7 @@ from .design import drop_rank_deficient, model_matrix, random_blocks
 from .errors import LmmError, SingularFitWarning
 from .formula import parse_formula
 from .frame import model_frame
-from .optimize import optimize_theta
+from .optimize import blas_single_thread, optimize_theta
 from .results import LmerFit
 
 
@@ -41,6 +41,11 @@ def lmer(formula, data, REML=True, optimizer="auto", verbose=False):
     -------
     LmerFit
     """
+    with blas_single_thread():
+        return _lmer(formula, data, REML, optimizer, verbose, _data_name(data))
+
+
+def _lmer(formula, data, REML, optimizer, verbose, data_name):
     t0 = time.perf_counter()
     spec = parse_formula(formula)
     if not spec.random:
@@ -63,7 +68,7 @@ def lmer(formula, data, REML=True, optimizer="auto", verbose=False):
     if opt.singular:
         warnings.warn(opt.messages[0], SingularFitWarning, stacklevel=2)
     fit = LmerFit(spec=spec, frame=frame, dev=dev, xnames=xnames, dropped=dropped,
-                  opt=opt, data_name=_data_name(data), data=data)
+                  opt=opt, data_name=data_name, data=data)
     if verbose:
         print(f"lmer: {opt.nfev} deviance evaluations, {time.perf_counter() - t0:.3f} s")
     return fit

@@ -140,27 +140,28 @@ def _bobyqa(fun, theta0, lower):
     return theta, float(opt.last_optimum_value())
 
 
+_CONTROLLER = []
+
+
 def blas_single_thread():
-    """Limit BLAS to one thread while optimizing, when threadpoolctl is installed.
+    """Limit BLAS to one thread (a context manager), when threadpoolctl is installed.
 
     The matrices are small to medium; multi-threaded OpenBLAS gains little on
-    them and can be many times slower when the cores are busy.
+    them and can be many times slower when the cores are busy.  The library
+    scan is done once per process.
     """
+    import contextlib
     try:
-        from threadpoolctl import threadpool_limits
+        from threadpoolctl import ThreadpoolController
     except ImportError:
-        import contextlib
         return contextlib.nullcontext()
-    return threadpool_limits(limits=1, user_api="blas")
+    if not _CONTROLLER:
+        _CONTROLLER.append(ThreadpoolController())
+    return _CONTROLLER[0].limit(limits=1, user_api="blas")
 
 
 def optimize_theta(f, theta0, lower, method="auto"):
     """Minimize ``f`` (the profiled deviance) from ``theta0`` under ``lower`` bounds."""
-    with blas_single_thread():
-        return _optimize_theta(f, theta0, lower, method)
-
-
-def _optimize_theta(f, theta0, lower, method):
     counter = {"n": 0}
 
     def fun(t):
