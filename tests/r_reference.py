@@ -152,11 +152,19 @@ def lmertest_satterthwaite(formula, df, REML=True):
     return np.array(res.rx2("df"), dtype=float), np.array(res.rx2("p"), dtype=float)
 
 
+@functools.lru_cache(maxsize=1)
+def _cached_status():
+    return r_status()
+
+
 def require_r():
     """Skip the calling test when R is missing, unless CI demands R (then fail)."""
     import pytest
-    ok, reason = r_status()
+    ok, reason = _cached_status()
     if not ok:
         if os.environ.get("LMMLITE_REQUIRE_R") == "1":
-            pytest.fail(f"LMMLITE_REQUIRE_R=1 but {reason}")
-        pytest.skip(reason)
+            pytest.fail(f"LMMLITE_REQUIRE_R=1 but the lme4 cross-check cannot run: {reason}",
+                        pytrace=False)
+        pytest.skip(f"lme4 cross-check skipped: {reason}; install R with lme4 and lmerTest "
+                    "(apt-get install r-base-core r-cran-lme4 r-cran-lmertest) and "
+                    "pip install 'rpy2<3.6'")
