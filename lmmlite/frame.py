@@ -92,7 +92,11 @@ def model_frame(spec, data):
     group_vars = {v for rt in spec.random for v in rt.group}
     raw = {}
     for name in spec.variables():
-        raw[name] = pd.Series(np.asarray(_evaluate(name, data)), index=data.index)
+        value = _evaluate(name, data)
+        if isinstance(value, pd.Series):   # keeps a categorical dtype (a factor in R)
+            raw[name] = value.set_axis(data.index)
+        else:
+            raw[name] = pd.Series(np.asarray(value), index=data.index)
     y = raw[spec.response]
     if not pd.api.types.is_numeric_dtype(y) or pd.api.types.is_bool_dtype(y):
         raise LmmError(f"the response '{spec.response}' must be numeric "

@@ -60,3 +60,13 @@ def test_least_squares_identities():
 def test_random_terms_point_to_lmer():
     with pytest.raises(LmmError, match="use lmer"):
         lm("Reaction ~ Days + (1 | Subject)", simdata.sleepstudy())
+
+
+def test_categorical_numeric_column_is_a_factor():
+    """A pandas categorical of numbers is a factor (R: factor(group)), not a covariate."""
+    import pandas as pd
+    d = simdata.factors()
+    d["gnum"] = pd.Categorical(d["g"].str[1:].astype(int))
+    fit = lm("y ~ x + gnum", d)
+    assert list(fit.coefficients.index[:3]) == ["(Intercept)", "x", "gnum1"]
+    assert len(fit.coefficients) == 2 + 9
