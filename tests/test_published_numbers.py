@@ -33,10 +33,13 @@ def _lines(text):
     return lines
 
 
-def assert_same_output(ours, golden_name):
+def assert_same_output(ours, golden_name, skip=()):
+    """Every line of the published block equals ours; ``skip``: 1-based line numbers
+    tested separately as explicit expected failures (KNOWN_MISSES)."""
     published = _lines((GOLDEN / golden_name).read_text())
     got = _lines(str(ours))
-    diffs = [(i + 1, p, o) for i, (p, o) in enumerate(zip(published, got)) if p != o]
+    diffs = [(i + 1, p, o) for i, (p, o) in enumerate(zip(published, got))
+             if p != o and i + 1 not in skip]
     assert not diffs and len(published) == len(got), (
         f"{golden_name}: {len(diffs)} differing line(s)\n"
         + "\n".join(f"line {i}:\n  published: {p!r}\n  lmmlite:   {o!r}" for i, p, o in diffs)
@@ -158,3 +161,67 @@ def test_sleepstudy_lmertest_summary():
     sleepstudy = load("sleepstudy")
     fit = _lmer("Reaction ~ Days + (1 + Days | Subject)", sleepstudy, "sleepstudy")
     assert_same_output(fit.summary(ddf="Satterthwaite"), "sleep_full_lmertest.txt")
+
+
+# --- Mixed Models I: plasma (reconstructed data) -----------------------------
+#
+# data/plasma.csv is a reconstruction (the course published no seed).  Lines it
+# does not reproduce are listed here, each tested on its own as a strict
+# expected failure, so that an improved reconstruction shows up as XPASS.
+PLASMA_QUANTILES = ("the residual quantiles depend on the individual points, which the "
+                    "reconstruction (data/reconstruct/plasma.py) does not yet place to "
+                    "match; see data/README.md for the achieved values")
+PLASMA_SLOPE = ("the random-slope fit: no reconstruction of the per-group statistics found "
+                "yet hits all its printed digits together with the other plasma fits; "
+                "see data/README.md for the achieved values")
+KNOWN_MISSES = {
+    "plasma_m0_lm.txt": {6: PLASMA_QUANTILES},
+    "plasma_m1_lm.txt": {5: PLASMA_QUANTILES, 6: PLASMA_QUANTILES},
+    "plasma_mm.txt": {8: PLASMA_QUANTILES, 9: PLASMA_QUANTILES},
+    "plasma_mm_lmertest.txt": {9: PLASMA_QUANTILES, 10: PLASMA_QUANTILES},
+    "plasma_mm2.txt": {5: PLASMA_SLOPE, 9: PLASMA_QUANTILES, 13: PLASMA_SLOPE,
+                       14: PLASMA_SLOPE, 15: PLASMA_SLOPE, 20: PLASMA_SLOPE,
+                       21: PLASMA_SLOPE, 25: PLASMA_SLOPE},
+}
+
+
+def _plasma_outputs():
+    df = load("plasma")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        mm = lmer("conc ~ age + (1 | group)", data=df, optimizer="bobyqa")
+        mm2 = lmer("conc ~ age + (1 + age | group)", data=df, optimizer="bobyqa")
+    return {
+        "plasma_m0_lm.txt": lm("conc ~ age", data=df).summary(),
+        "plasma_m1_lm.txt": lm("conc ~ age + group", data=df).summary(),
+        "plasma_mm.txt": mm.summary(),
+        "plasma_mm_lmertest.txt": mm.summary(ddf="Satterthwaite"),
+        "plasma_mm2.txt": mm2.summary(),
+        "plasma_fixef_ranef.txt": f"{fixef(mm)!r}\n{ranef(mm)!r}",
+    }
+
+
+@pytest.fixture(scope="module")
+def plasma_outputs():
+    return _plasma_outputs()
+
+
+PLASMA_BLOCKS = ["plasma_m0_lm.txt", "plasma_m1_lm.txt", "plasma_mm.txt",
+                 "plasma_mm_lmertest.txt", "plasma_mm2.txt", "plasma_fixef_ranef.txt"]
+
+
+@pytest.mark.parametrize("golden", PLASMA_BLOCKS)
+def test_plasma_output(plasma_outputs, golden):
+    """Every line of the plasma outputs except the listed known misses."""
+    assert_same_output(plasma_outputs[golden], golden, skip=KNOWN_MISSES.get(golden, {}))
+
+
+MISSES = [pytest.param(g, n, marks=pytest.mark.xfail(strict=True, reason=r), id=f"{g}:{n}")
+          for g, lines in KNOWN_MISSES.items() for n, r in lines.items()]
+
+
+@pytest.mark.parametrize("golden,line", MISSES)
+def test_plasma_known_miss(plasma_outputs, golden, line):
+    published = _lines((GOLDEN / golden).read_text())[line - 1]
+    ours = _lines(str(plasma_outputs[golden]))[line - 1]
+    assert ours == published
