@@ -94,6 +94,22 @@ def drop_rank_deficient(X, names, tol=1e-7, quiet=False):
     return X[:, keep], [names[j] for j in keep], dropped
 
 
+def check_scale(X, tol=1000.0):
+    """lme4's checkScaleX: warn when continuous columns' SDs differ by > tol, or are
+    themselves > tol or < 1/tol."""
+    cont = [j for j in range(X.shape[1]) if not np.all(np.isin(X[:, j], (0.0, 1.0)))]
+    if not cont:
+        return
+    sd = X[:, cont].std(axis=0, ddof=1)
+    if np.any(sd == 0):
+        return
+    logsd = np.log(sd)
+    spread = np.abs(logsd[:, None] - logsd[None, :])
+    if max(spread.max(), np.abs(logsd).max()) > np.log(tol):
+        warnings.warn("Some predictor variables are on very different scales: "
+                      "consider rescaling", stacklevel=3)
+
+
 @dataclass
 class RandomBlock:
     """One random-effects term: grouping factor, its levels and the term's columns."""

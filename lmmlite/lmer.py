@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 
 from .deviance import Deviance
-from .design import drop_rank_deficient, model_matrix, random_blocks
+from .design import check_scale, drop_rank_deficient, model_matrix, random_blocks
 from .errors import LmmError, SingularFitWarning
 from .formula import parse_formula
 from .frame import model_frame
@@ -54,6 +54,7 @@ def _lmer(formula, data, REML, optimizer, verbose, data_name):
     frame = model_frame(spec, data)
     X, xnames = model_matrix(spec.intercept, spec.terms, frame)
     X, xnames, dropped = drop_rank_deficient(X, xnames)
+    check_scale(X)
     y = frame.columns[spec.response]
     blocks = random_blocks(spec, frame)
     if X.shape[1] >= frame.nobs:

@@ -218,23 +218,39 @@ def _finish(fun, theta, fval, lower, method, counter):
                      messages=messages, method=method)
 
 
-def check_convergence(f, theta, lower):
-    """lme4's checkConv: scaled gradient below 0.002 and a positive definite Hessian."""
+def check_convergence(f, theta, lower, hess_tol=1e-6):
+    """lme4's checkConv on the finite-difference gradient g and Hessian H of d(θ).
+
+    * gradient: with H = U'U (R's upper ``chol``), lme4 scales the gradient as
+      ``solve(U, g)`` and warns when max(min(|scaled|, |g|)) > 0.002;
+    * Hessian: a negative eigenvalue (degenerate Hessian), or eigenvalues so large
+      or so spread that the model is nearly unidentifiable (tolerance 1e-6).
+    """
     msgs = []
     free = ~_at_bound(theta, lower)
+    if not free.any():
+        return msgs
     g, H = fd_grad_hess(f, theta, free, h=1e-4)
-    try:
-        # lme4 scales the gradient by the Hessian: solve(chol(H), g)
-        scaled = np.linalg.solve(np.linalg.cholesky(H), g)
+    ev = np.linalg.eigvalsh(H)
+    if ev.min() < -hess_tol:
+        msgs.append(f"Model failed to converge: degenerate  Hessian with "
+                    f"{int((ev < -hess_tol).sum())} negative eigenvalues")
+    else:
+        try:
+            scaled = np.linalg.solve(np.linalg.cholesky(H).T, g)
+        except np.linalg.LinAlgError:
+            scaled = g
         bad = np.minimum(np.abs(scaled), np.abs(g))
-        if bad.size and bad.max() > GRAD_TOL:
+        if bad.max() > GRAD_TOL:
             k = int(np.argmax(bad))
             msgs.append(f"Model failed to converge with max|grad| = {bad.max():.6g} "
                         f"(tol = {GRAD_TOL}, component {k + 1})")
-    except np.linalg.LinAlgError:
-        neg = int((np.linalg.eigvalsh(H) < 0).sum())
-        msgs.append(f"Model failed to converge: degenerate  Hessian with {neg} "
-                    "negative eigenvalues")
+        if ev.max() * hess_tol > 1:
+            msgs.append("Model is nearly unidentifiable: very large eigenvalue\n"
+                        " - Rescale variables?")
+        elif ev.min() > 0 and ev.max() / ev.min() > 1 / hess_tol:
+            msgs.append("Model is nearly unidentifiable: large eigenvalue ratio\n"
+                        " - Rescale variables?")
     for m in msgs:
         warnings.warn(m, ConvergenceWarning, stacklevel=4)
     return msgs
