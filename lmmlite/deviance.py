@@ -48,6 +48,7 @@ class Factor:
     L22: np.ndarray     # (m, m) dense lower factor of the Schur complement
     q_rest: int         # number of random-effects columns after term 1
     p: int              # number of fixed effects
+    Ainv: object = None  # undoes the centring of X (see Deviance._centre)
 
     @property
     def r2(self):
@@ -64,7 +65,8 @@ class Factor:
     def RX(self):
         """Upper-triangular R_X with R_X'R_X = X'V^{-1}X σ² (lme4's RX)."""
         k = self.q_rest
-        return self.L22[k:k + self.p, k:k + self.p].T
+        R = self.L22[k:k + self.p, k:k + self.p].T
+        return R if self.Ainv is None else R @ self.Ainv
 
 
 class Deviance:
@@ -80,6 +82,7 @@ class Deviance:
     def __init__(self, blocks, X, y, REML=True):
         self.blocks = blocks
         self.X, self.y = X, y
+        Xc, yc = self._centre(X, y)
         self.n, self.p = X.shape
         self.REML = REML
         b1 = blocks[0]
@@ -92,7 +95,7 @@ class Deviance:
         # the rest: R = [Z_2 .. Z_K, X, y]
         rest = [b.Z() for b in blocks[1:]]
         self.q_rest = sum(b.nlevels * b.p for b in blocks[1:])
-        R = sp.hstack(rest + [sp.csc_matrix(np.column_stack([X, y]))], format="csc")
+        R = sp.hstack(rest + [sp.csc_matrix(np.column_stack([Xc, yc]))], format="csc")
         self.RtZ1 = (R.T @ blocks[0].Z()).tocsr()   # m x q1
         self.RtR = (R.T @ R).toarray()              # m x m
         self.m = R.shape[1]
@@ -162,6 +165,31 @@ class Deviance:
         S[np.arange(self.q_rest), np.arange(self.q_rest)] += 1.0
         return S
 
+    def _centre(self, X, y):
+        """Centre y and the non-intercept columns of X when X has an intercept column.
+
+        With X̃ = X A (A unit triangular: x̃_j = x_j - mean(x_j)) and ỹ = y - ȳ, the
+        criterion is unchanged (det A = 1, and ȳ is absorbed by the intercept), but the
+        cross-products no longer cancel catastrophically when y or x has a large
+        offset.  β = A γ + ȳ e_int maps the solution back; R_X = R̃_X A^{-1}.
+        """
+        self.A = self.Ainv = None
+        ones = [j for j in range(X.shape[1]) if np.all(X[:, j] == 1.0)]
+        if not ones:
+            return X, y
+        j0 = self.intercept = ones[0]
+        means = X.mean(axis=0)
+        means[j0] = 0.0
+        A = np.eye(X.shape[1])
+        A[j0, :] = -means
+        A[j0, j0] = 1.0
+        self.A = A
+        self.Ainv = np.eye(X.shape[1])
+        self.Ainv[j0, :] = means
+        self.Ainv[j0, j0] = 1.0
+        self.ybar = float(y.mean())
+        return X @ A, y - self.ybar
+
     def split(self, theta):
         out, k = [], 0
         for b, nt in zip(self.blocks, self._ntheta):
@@ -207,7 +235,7 @@ class Deviance:
         if not full and self.pairs is not None:
             L1 = np.sqrt(M) if self.p1 == 1 else np.linalg.cholesky(M)
             L22 = _chol_inplace(self._schur_pairs(Ts, L1))
-            return Factor(L1=L1, L21=None, L22=L22, q_rest=self.q_rest, p=self.p)
+            return Factor(L1=L1, L21=None, L22=L22, q_rest=self.q_rest, p=self.p, Ainv=self.Ainv)
         if self.p1 == 1:
             L1 = np.sqrt(M)
             W = (T1[0, 0] / L1[:, 0, 0])          # Λ_1 L_1^{-T}, a diagonal
@@ -231,7 +259,7 @@ class Deviance:
         S[np.arange(self.q_rest), np.arange(self.q_rest)] += 1.0
         S -= (A @ A.T).toarray()
         L22 = np.linalg.cholesky(S)
-        return Factor(L1=L1, L21=A, L22=L22, q_rest=self.q_rest, p=self.p)
+        return Factor(L1=L1, L21=A, L22=L22, q_rest=self.q_rest, p=self.p, Ainv=self.Ainv)
 
     def _factor_dense(self, Ts, M):
         """The same factorization with dense arrays (small models)."""
@@ -252,7 +280,7 @@ class Deviance:
         S[np.arange(self.q_rest), np.arange(self.q_rest)] += 1.0
         S -= A @ A.T
         L22 = np.linalg.cholesky(S)
-        return Factor(L1=L1, L21=A, L22=L22, q_rest=self.q_rest, p=self.p)
+        return Factor(L1=L1, L21=A, L22=L22, q_rest=self.q_rest, p=self.p, Ainv=self.Ainv)
 
     def criterion(self, fac, REML=None):
         """The profiled deviance from a factor (eq. 34 for ML, 41 for REML)."""
@@ -282,6 +310,9 @@ class Deviance:
         rhs = ell1 - fac.L21[:m - 1].T @ sol2
         rhs = rhs.reshape(self.l1, self.p1)
         u1 = np.linalg.solve(np.swapaxes(fac.L1, 1, 2), rhs[:, :, None])[:, :, 0]
+        if self.A is not None:  # back from the centred parametrization
+            beta = self.A @ beta
+            beta[self.intercept] += self.ybar
         return beta, np.concatenate([u1.ravel(), u_rest])
 
     def condvar_blocks(self, fac):

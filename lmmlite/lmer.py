@@ -28,12 +28,12 @@ def lmer(formula, data, REML=True, optimizer="auto", verbose=False):
         Rows with a missing value in a used column are dropped (and counted).
     REML : bool
         Fit by restricted maximum likelihood (default, as lme4) or by ML.
-    optimizer : {"auto", "bobyqa", "lbfgsb"}
-        ``"bobyqa"`` is lme4's own optimizer and settings (needs the optional
-        ``nlopt`` package) and reproduces lme4's numbers to ~1e-9;
-        ``"lbfgsb"`` (pure scipy) converges more tightly than lme4, so the
-        last printed digit of a variance can differ where lme4 stops early.
-        ``"auto"`` uses bobyqa when nlopt is installed.
+    optimizer : {"auto", "bobyqa", "lbfgsb", "nloptwrap"}
+        ``"nloptwrap"`` is lme4's own optimizer with lme4's settings (needs the
+        optional ``nlopt`` package) and stops where lme4 stops -- the default
+        when nlopt is installed; ``"bobyqa"`` and ``"lbfgsb"`` (pure scipy, the
+        default without nlopt) continue to the exact optimum, never worse than
+        lme4's, so a last printed digit can differ where lme4 stopped early.
     verbose : bool
         Print the stages and the time spent.
 

@@ -6,7 +6,7 @@ lmmlite and compares the whole block line by line, so every number on the
 slide is checked at the printed precision.  Differences are reported as
 (published, ours) line pairs.
 
-Fits use optimizer="bobyqa" (lme4's own optimizer, through nlopt) because a
+Fits use optimizer="nloptwrap" (lme4's own optimizer, through nlopt) because a
 few slide digits record where lme4's optimizer stopped, not the exact
 optimum; test_exact_optimum_differs_only_where_lme4_stops_early documents
 the one such digit.
@@ -58,7 +58,7 @@ def sleepall():
 def _lmer(formula, data, name, **kw):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        fit = lmer(formula, data, optimizer="bobyqa", **kw)
+        fit = lmer(formula, data, optimizer="nloptwrap", **kw)
     fit.data_name = name
     return fit
 
@@ -82,7 +82,7 @@ def test_exact_optimum_differs_only_where_lme4_stops_early(sleepall):
     better optimum)."""
     f = "Reaction ~ Days + (1 + Days | Subject)"
     exact = lmer(f, sleepall, optimizer="lbfgsb")
-    like_lme4 = lmer(f, sleepall, optimizer="bobyqa")
+    like_lme4 = lmer(f, sleepall, optimizer="nloptwrap")
     assert exact.reml_criterion <= like_lme4.reml_criterion
     exact.data_name = "sleepall"
     text = str(exact.summary())
@@ -189,8 +189,8 @@ def _plasma_outputs():
     df = load("plasma")
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        mm = lmer("conc ~ age + (1 | group)", data=df, optimizer="bobyqa")
-        mm2 = lmer("conc ~ age + (1 + age | group)", data=df, optimizer="bobyqa")
+        mm = lmer("conc ~ age + (1 | group)", data=df, optimizer="nloptwrap")
+        mm2 = lmer("conc ~ age + (1 + age | group)", data=df, optimizer="nloptwrap")
     return {
         "plasma_m0_lm.txt": lm("conc ~ age", data=df).summary(),
         "plasma_m1_lm.txt": lm("conc ~ age + group", data=df).summary(),
