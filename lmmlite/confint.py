@@ -170,7 +170,7 @@ class _Profiler:
             fac = self.dev.factor(_theta_from_sdcor(self.dev, v))
         except np.linalg.LinAlgError:
             return np.inf
-        val = fac.logdet_Z() + fac.r2 / sigma ** 2 + self.n * np.log(2 * np.pi * sigma ** 2)
+        val = fac.logdet_Z() + self.dev.pwrss(fac) / sigma ** 2 + self.n * np.log(2 * np.pi * sigma ** 2)
         return val if np.isfinite(val) else np.inf
 
     def zeta_vp(self, w, x):
@@ -293,7 +293,7 @@ def bootstrap(fit, nsim=500, seed=None, progress=True):
                               xtol=1e-8, ftol=1e-10)
             fac = d.factor(th)
             beta, _ = d.solve(fac)
-            sig = np.sqrt(fac.r2 / (n - X.shape[1] if fit.REML else n))
+            sig = np.sqrt(d.pwrss(fac) / (n - X.shape[1] if fit.REML else n))
             out[s] = np.concatenate([_sdcor_from_theta(d, th, sig), beta])
         except (np.linalg.LinAlgError, ValueError):
             pass

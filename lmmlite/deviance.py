@@ -49,6 +49,7 @@ class Factor:
     q_rest: int         # number of random-effects columns after term 1
     p: int              # number of fixed effects
     Ainv: object = None  # undoes the centring of X (see Deviance._centre)
+    Ts: list = None      # the T_k of this θ
 
     @property
     def r2(self):
@@ -83,6 +84,7 @@ class Deviance:
         self.blocks = blocks
         self.X, self.y = X, y
         Xc, yc = self._centre(X, y)
+        self.Xc, self.yc = Xc, yc
         self.n, self.p = X.shape
         self.REML = REML
         b1 = blocks[0]
@@ -235,7 +237,7 @@ class Deviance:
         if not full and self.pairs is not None:
             L1 = np.sqrt(M) if self.p1 == 1 else np.linalg.cholesky(M)
             L22 = _chol_inplace(self._schur_pairs(Ts, L1))
-            return Factor(L1=L1, L21=None, L22=L22, q_rest=self.q_rest, p=self.p, Ainv=self.Ainv)
+            return Factor(L1=L1, L21=None, L22=L22, q_rest=self.q_rest, p=self.p, Ainv=self.Ainv, Ts=Ts)
         if self.p1 == 1:
             L1 = np.sqrt(M)
             W = (T1[0, 0] / L1[:, 0, 0])          # Λ_1 L_1^{-T}, a diagonal
@@ -259,7 +261,7 @@ class Deviance:
         S[np.arange(self.q_rest), np.arange(self.q_rest)] += 1.0
         S -= (A @ A.T).toarray()
         L22 = np.linalg.cholesky(S)
-        return Factor(L1=L1, L21=A, L22=L22, q_rest=self.q_rest, p=self.p, Ainv=self.Ainv)
+        return Factor(L1=L1, L21=A, L22=L22, q_rest=self.q_rest, p=self.p, Ainv=self.Ainv, Ts=Ts)
 
     def _factor_dense(self, Ts, M):
         """The same factorization with dense arrays (small models)."""
@@ -280,12 +282,33 @@ class Deviance:
         S[np.arange(self.q_rest), np.arange(self.q_rest)] += 1.0
         S -= A @ A.T
         L22 = np.linalg.cholesky(S)
-        return Factor(L1=L1, L21=A, L22=L22, q_rest=self.q_rest, p=self.p, Ainv=self.Ainv)
+        return Factor(L1=L1, L21=A, L22=L22, q_rest=self.q_rest, p=self.p, Ainv=self.Ainv, Ts=Ts)
+
+    def pwrss(self, fac):
+        """Penalized residual sum of squares r² = ||y - Xβ - ZΛu||² + ||u||².
+
+        Summed from the residuals when the full factor is at hand (as lme4's
+        pwrss): r² is stationary in (β, u), so round-off in the solution enters
+        only to second order, whereas L[y, y]² loses digits to cancellation when
+        θ is large.  The pair-structure path (large models) uses L[y, y]².
+        """
+        if fac.L21 is None:
+            return fac.r2
+        gamma, u = self._solve_centred(fac)
+        fitted = self.Xc @ gamma
+        start = 0
+        for b, T in zip(self.blocks, fac.Ts):
+            size = b.nlevels * b.p
+            bk = u[start:start + size].reshape(b.nlevels, b.p) @ T.T
+            fitted += np.einsum("ij,ij->i", b.X, bk[b.codes])
+            start += size
+        resid = self.yc - fitted
+        return float(resid @ resid + u @ u)
 
     def criterion(self, fac, REML=None):
         """The profiled deviance from a factor (eq. 34 for ML, 41 for REML)."""
         REML = self.REML if REML is None else REML
-        r2 = fac.r2
+        r2 = self.pwrss(fac)
         if REML:
             nmp = self.n - self.p
             return fac.logdet_Z() + fac.logdet_X() + nmp * (1 + np.log(2 * np.pi * r2 / nmp))
@@ -302,6 +325,13 @@ class Deviance:
     # -- solutions at a given θ (used once, after optimizing)
     def solve(self, fac):
         """β̂ and the spherical random effects u at θ (L'[u; β] = ℓ, ℓ the y row)."""
+        beta, u = self._solve_centred(fac)
+        if self.A is not None:  # back from the centred parametrization
+            beta = self.A @ beta
+            beta[self.intercept] += self.ybar
+        return beta, u
+
+    def _solve_centred(self, fac):
         m, k = self.m, self.q_rest
         ell2 = fac.L22[-1, :-1]
         sol2 = sla.solve_triangular(fac.L22[:-1, :-1].T, ell2, lower=False)
@@ -310,9 +340,6 @@ class Deviance:
         rhs = ell1 - fac.L21[:m - 1].T @ sol2
         rhs = rhs.reshape(self.l1, self.p1)
         u1 = np.linalg.solve(np.swapaxes(fac.L1, 1, 2), rhs[:, :, None])[:, :, 0]
-        if self.A is not None:  # back from the centred parametrization
-            beta = self.A @ beta
-            beta[self.intercept] += self.ybar
         return beta, np.concatenate([u1.ravel(), u_rest])
 
     def condvar_blocks(self, fac):

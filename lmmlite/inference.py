@@ -118,7 +118,7 @@ class SatterthwaiteModel:
             fac = dev.factor(th)
             a = fac.logdet_Z() + (fac.logdet_X() if REML else 0.0)
             Ri = np.linalg.inv(fac.RX())
-            return np.concatenate([[a, fac.r2], (Ri @ Ri.T).ravel()])
+            return np.concatenate([[a, dev.pwrss(fac)], (Ri @ Ri.T).ravel()])
 
         f0, G, Hh = grad_hess(parts, theta, _steps(theta))
         r2 = f0[1]

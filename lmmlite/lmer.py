@@ -30,10 +30,11 @@ def lmer(formula, data, REML=True, optimizer="auto", verbose=False):
         Fit by restricted maximum likelihood (default, as lme4) or by ML.
     optimizer : {"auto", "bobyqa", "lbfgsb", "nloptwrap"}
         ``"nloptwrap"`` is lme4's own optimizer with lme4's settings (needs the
-        optional ``nlopt`` package) and stops where lme4 stops -- the default
-        when nlopt is installed; ``"bobyqa"`` and ``"lbfgsb"`` (pure scipy, the
-        default without nlopt) continue to the exact optimum, never worse than
-        lme4's, so a last printed digit can differ where lme4 stopped early.
+        optional ``nlopt`` package) and stops where lme4 stops, so it
+        reproduces lme4's printed digits; ``"bobyqa"`` (the default with
+        nlopt) and ``"lbfgsb"`` (pure scipy, the default without nlopt)
+        continue to the exact optimum, never worse than lme4's -- a last
+        printed digit can differ where lme4 stopped early.
     verbose : bool
         Print the stages and the time spent.
 

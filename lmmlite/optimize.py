@@ -2,12 +2,12 @@
 
 Optimizers (``lmer(..., optimizer=)``):
 
-* ``"nloptwrap"`` (the default when nlopt is installed): exactly lme4's default: NLopt's BOBYQA (Powell 2009) from
+* ``"nloptwrap"``: exactly lme4's default: NLopt's BOBYQA (Powell 2009) from
   θ = start with absolute tolerances 1e-8 on θ and on the criterion.  It
   stops where lme4 stops (up to round-off in the criterion), so digits that
   record lme4's early stop (e.g. 958.35 for the sleepstudy slope model of the
   slides, whose exact optimum prints 958.36) are reproduced.  Needs ``nlopt``.
-* ``"bobyqa"``: the same BOBYQA run,
+* ``"bobyqa"`` (the default when nlopt is installed): the same BOBYQA run,
   then on to the exact optimum: restarts off the boundary where that lowers
   the criterion, and Newton steps with a finite-difference Hessian.  Its
   criterion is never above lme4's; results do not depend on round-off noise.
@@ -221,12 +221,12 @@ def optimize_theta(f, theta0, lower, method="auto"):
 
     ``"nloptwrap"`` stops where lme4 stops; ``"bobyqa"`` and ``"lbfgsb"`` go on to
     the exact optimum (off-boundary restarts and Newton polish); ``"auto"`` is
-    ``"nloptwrap"`` when nlopt is installed, else ``"lbfgsb"``.
+    ``"bobyqa"`` when nlopt is installed, else ``"lbfgsb"``.
     """
     if method not in OPTIMIZERS:
         raise ValueError(f"unknown optimizer {method!r}: use one of {', '.join(OPTIMIZERS)}")
     if method == "auto":
-        method = "nloptwrap" if have_nlopt() else "lbfgsb"
+        method = "bobyqa" if have_nlopt() else "lbfgsb"
     if method in ("bobyqa", "nloptwrap") and not have_nlopt():
         raise ImportError(f"optimizer={method!r} needs the nlopt package: pip install nlopt "
                           "(or use optimizer='lbfgsb')")

@@ -90,7 +90,7 @@ class LmerFit:
         self._fac = fac
         beta, u = dev.solve(fac)
         n, p = dev.n, dev.p
-        self.sigma = float(np.sqrt(fac.r2 / (n - p if self.REML else n)))
+        self.sigma = float(np.sqrt(dev.pwrss(fac) / (n - p if self.REML else n)))
         self.fixef = NamedVector(beta, index=xnames)
         RXinv = np.linalg.inv(fac.RX())
         self.vcov = pd.DataFrame(self.sigma ** 2 * RXinv @ RXinv.T, index=xnames, columns=xnames)

@@ -82,14 +82,6 @@ def test_slide_anova_orders_by_npar(sleepall):
     assert str(a) == str(b)
 
 
-def test_slide_lmertest_summary_full_sleepstudy():
-    sleepstudy = load("sleepstudy")
-    fit = _fit("Reaction ~ Days + (1 + Days | Subject)", sleepstudy, "sleepstudy")
-    text = str(fit.summary(ddf="Satterthwaite"))
-    assert _lines(text) == _lines((GOLDEN / "sleep_full_lmertest.txt").read_text())
-    assert "17.000" in text and "3.26e-06" in text and "< 2e-16" in text
-
-
 def test_anova_refit_true_message(sleepall, capsys):
     m1 = _fit("Reaction ~ Days + (1 | Subject)", sleepall, "sleepall")
     m2 = _fit("Reaction ~ Days + (1 + Days | Subject)", sleepall, "sleepall")
