@@ -196,6 +196,11 @@ def random_blocks(spec, frame):
                            "grouping factor must be < number of observations, "
                            "otherwise the random effect cannot be told from the residual")
         X, cnames = model_matrix(rt.intercept, list(rt.terms), frame)
+        nre = len(levels) * X.shape[1]
+        if frame.nobs <= nre:  # lme4's check.nobs.vs.nRE ("stop" by default)
+            raise LmmError(f"number of observations (={frame.nobs}) <= number of random "
+                           f"effects (={nre}) for term {rt.text}; the random-effects "
+                           "parameters and the residual variance are probably unidentifiable")
         blocks.append(RandomBlock(name, levels, np.asarray(codes, dtype=np.int64), X, cnames))
     # stable sort by decreasing number of levels, as lme4's mkReTrms
     order = sorted(range(len(blocks)), key=lambda k: -blocks[k].nlevels)

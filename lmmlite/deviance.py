@@ -112,6 +112,12 @@ class Deviance:
         self.scalar_rest = all(b.p == 1 for b in blocks[1:])
         self._ntheta = [b.ntheta for b in blocks]
         self.lower = np.concatenate([b.theta_lower() for b in blocks])
+        # for each diagonal θ index, the θ indices below it in the same column of T
+        self.below, k = {}, 0
+        for b in blocks:
+            for j in range(b.p):
+                self.below[k] = list(range(k + 1, k + b.p - j))
+                k += b.p - j
 
     def _pair_structure(self, max_pairs=60_000_000):
         """Index pairs for G(θ) = R'Z1 Λ1 (L1 L1')^{-1} Λ1' Z1'R, a sum over levels.

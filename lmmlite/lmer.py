@@ -57,6 +57,9 @@ def _lmer(formula, data, REML, optimizer, verbose, data_name):
     X, xnames, dropped = drop_rank_deficient(X, xnames)
     check_scale(X)
     y = frame.columns[spec.response]
+    if np.ptp(y) == 0:
+        raise LmmError(f"the response '{spec.response}' is constant ({y[0]:g} in every row); "
+                       "there is no variation to model")
     blocks = random_blocks(spec, frame)
     if X.shape[1] >= frame.nobs:
         raise LmmError(f"{X.shape[1]} fixed effects for {frame.nobs} observations: "

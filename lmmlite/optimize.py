@@ -79,9 +79,13 @@ def _polish(f, theta, lower, fval):
             break
         g, H = fd_grad_hess(f, theta, free)
         try:
-            step = np.linalg.solve(H, g)
+            # Newton step; where H is not positive definite (a saddle or a ridge)
+            # its eigenvalues are taken in absolute value, so the step goes downhill
+            lam, V = np.linalg.eigh(H)
         except np.linalg.LinAlgError:
             break
+        lam = np.maximum(np.abs(lam), 1e-8 * max(np.abs(lam).max(), 1e-300))
+        step = V @ ((V.T @ g) / lam)
         if not np.all(np.isfinite(step)):
             break
         improved = False
@@ -101,23 +105,29 @@ def _polish(f, theta, lower, fval):
     return theta, fval
 
 
-def _escape_boundary(f, theta, lower, fval):
+def _escape_boundary(f, theta, lower, fval, below=None):
     """Probe into the interior from components at or near their bound.
 
     d(θ) depends on Λ through ΛΛ', so θ_i = 0 is always a stationary point in
     its own coordinate: a local method that lands at (or just above) it may
-    stop although the interior holds a lower deviance.  Returns a better start,
-    or None.
+    stop although the interior holds a lower deviance.  Each such θ_i is moved
+    to a few positive values, also with the signs of the entries below it in
+    its column of T flipped (at θ_i = 0 their sign is arbitrary, so the local
+    method may have settled on the wrong one).  Returns a better start, or None.
     """
     best, best_val = None, fval
     near = np.isfinite(lower) & (theta < lower + SINGULAR_TOL)
     for i in np.flatnonzero(near):
-        for step in (1e-3, 1e-2, 0.05, 0.2, 0.5, 1.0):
-            cand = theta.copy()
-            cand[i] = lower[i] + step
-            fc = f(cand)
-            if fc < best_val - 1e-10:
-                best, best_val = cand, fc
+        col = (below or {}).get(i, [])
+        for flip in ([False, True] if col else [False]):
+            for step in (1e-3, 1e-2, 0.05, 0.2, 0.5, 1.0):
+                cand = theta.copy()
+                cand[i] = lower[i] + step
+                if flip:
+                    cand[col] = -cand[col]
+                fc = f(cand)
+                if fc < best_val - 1e-10:
+                    best, best_val = cand, fc
     return best
 
 
@@ -169,15 +179,16 @@ def _bobyqa(fun, theta0, lower):
 def _lbfgsb(fun, theta0, lower):
     """L-BFGS-B with central-difference gradients and tight tolerances."""
     bounds = [(lo if np.isfinite(lo) else None, None) for lo in lower]
-    res = minimize(fun, np.asarray(theta0, dtype=float), method="L-BFGS-B", jac="3-point",
-                   bounds=bounds, options={"ftol": 1e-15, "gtol": 1e-9, "maxiter": 2000})
+    with np.errstate(all="ignore"):  # differences of +inf (failed factorizations)
+        minimize(fun, np.asarray(theta0, dtype=float), method="L-BFGS-B", jac="3-point",
+                 bounds=bounds, options={"ftol": 1e-15, "gtol": 1e-9, "maxiter": 2000})
     return fun.best_x, fun.best_f
 
 
-def _to_exact_optimum(fun, local, theta, fval, lower):
+def _to_exact_optimum(fun, local, theta, fval, lower, below=None):
     """Restart off the boundary while that lowers d, then polish with Newton steps."""
     for _ in range(4):
-        start = _escape_boundary(fun, theta, lower, fval)
+        start = _escape_boundary(fun, theta, lower, fval, below)
         if start is None:
             break
         local(fun, start, lower)
@@ -233,8 +244,11 @@ def optimize_theta(f, theta0, lower, method="auto"):
     fun = _Tracked(f)
     local = _lbfgsb if method == "lbfgsb" else _bobyqa
     theta, fval = local(fun, theta0, lower)
+    if method == "bobyqa":
+        # BOBYQA can stop on a flat ridge; a gradient method from there finishes
+        theta, fval = _lbfgsb(fun, theta, lower)
     if method != "nloptwrap":
-        theta, fval = _to_exact_optimum(fun, local, theta, fval, lower)
+        theta, fval = _to_exact_optimum(fun, local, theta, fval, lower, getattr(f, "below", None))
     return _finish(fun, theta, fval, lower, method, fun)
 
 

@@ -384,14 +384,6 @@ def test_single_level_fixed_factor_is_reported(sleep):
         "single-level factor 'f' dropped silently"
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "BUG: no check of the number of observations against the number of random effects "
-    "of a term (lme4's check.nobs.vs.nRE, 'stop' by default). lmer('y ~ x + (1 + x | g)') "
-    "on 4 rows in 2 groups (4 random effects) fits and returns a meaningless REML "
-    "criterion (-22.3 or -17.7 depending on centring x, both optimizers) where lme4 stops: "
-    "'number of observations (=4) <= number of random effects (=4) for term (1 + x | g); "
-    "the random-effects parameters and the residual variance (or scale parameter) are "
-    "probably unidentifiable'"))
 def test_as_many_random_effects_as_observations():
     d = pd.DataFrame({"g": ["g1", "g1", "g0", "g0"], "x": [2.188595, 1.801843, 2.960634, 2.157350],
                       "y": [3.255246, 2.170670, 3.851149, 3.573064]})

@@ -391,7 +391,7 @@ def test_centring_covariate_correlated_slopes(optimizer, design, c):
                                atol=tol * max(1.0, abs(base.fixef["x"])))
 
 
-# ------------------------------------------------------------------ bugs found (xfail)
+# ------------------------------------------------------------------ bugs found (now fixed)
 
 def _crit_of(formula, df, reml, optimizer):
     with warnings.catch_warnings():
@@ -408,15 +408,6 @@ STUCK = [
 ]
 
 
-@pytest.mark.xfail(strict=True, raises=AssertionError, reason=(
-    "BUG: optimizer='lbfgsb' stops with a bounded θ_i a little above 0 (7e-7 .. 2e-6; "
-    "d(θ) depends on θ_i², so the gradient vanishes there) and reports a singular fit "
-    "at a criterion far above the optimum: _escape_boundary only probes components "
-    "within 1e-10 of their bound (_at_bound), so it never restarts from such a point. "
-    "E.g. y ~ x + f * b + (1 | g) on random_design(default_rng(1230), "
-    "'factor_empty_cells', 13, [1,2,1,5,2,1,2,1,2,5,5,2,5], sd_group=0), ML: lbfgsb "
-    "θ = 7e-7, deviance 111.3789 vs 110.5006 for bobyqa and lme4 (θ = 0.4636); "
-    "dev(0.2) = 111.004 already beats the stopping point. Also depends on row order."))
 @pytest.mark.parametrize("kind, seed, n_groups, sizes, sd, reml, stuck, best", STUCK,
                          ids=[f"{c[0]}-{c[1]}-{'REML' if c[5] else 'ML'}" for c in STUCK])
 def test_lbfgsb_not_stuck_near_boundary(kind, seed, n_groups, sizes, sd, reml, stuck, best):
@@ -438,13 +429,8 @@ ROUNDOFF = pd.DataFrame({
 })
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "BUG: with optimizer='bobyqa' (the default when nlopt is installed) NLopt raises "
-    "nlopt.RoundoffLimited out of optimize._bobyqa and lmer() crashes with that raw "
-    "exception (lmer('y ~ x + f * b + (1 | g)', ROUNDOFF, REML=False)). lme4's nloptwrap "
-    "returns the best point with a warning (convergence code 4, NLOPT_ROUNDOFF_LIMITED); "
-    "lmmlite should return the best θ seen with a ConvergenceWarning, or raise LmmError"))
 def test_bobyqa_roundoff_limited_is_not_a_raw_exception():
+    """Found as a bug: NLopt's RoundoffLimited escaped as a raw exception."""
     from lmmlite import ConvergenceWarning
     with warnings.catch_warnings(record=True) as rec:
         warnings.simplefilter("always")

@@ -101,29 +101,14 @@ def _summary(request):
         print(line)
 
 
-LBFGSB_BUGS = {
-    10: ("BUG (regression of 8a1f174, 'forward differences and looser L-BFGS-B "
-         "tolerances'): y ~ x + (1 + x | g), 130 rows, REML (make_case(10)): L-BFGS-B "
-         "with jac='2-point', ftol=1e-12 stops after 13 iterations ('RELATIVE REDUCTION "
-         "OF F') at θ = (0.314, 0.180, 0.164), where the Hessian is indefinite so the "
-         "Newton polish gives up: REML criterion 3.16 above lme4's optimum θ = (0.634, "
-         "-0.103, 0.276) (only a 'degenerate Hessian' ConvergenceWarning). The previous "
-         "version (3-point, ftol 1e-15) found lme4's optimum"),
-    30: ("BUG: y ~ x + (1 | g) + (0 + x | g), 40 rows, REML (make_case(30)): lbfgsb stops "
-         "at θ = (2.468, 9.7e-7) and reports a singular fit, REML criterion 0.331 above "
-         "lme4's optimum θ = (2.548, 0.231) -- the near-boundary stall of "
-         "test_properties.py::test_lbfgsb_not_stuck_near_boundary"),
-    136: ("BUG: y ~ x + (1 + x | g), 58 rows, ML (make_case(136)): lbfgsb ends exactly on "
-          "the bound θ = (0, -0.327, 0.723) and reports a singular fit, deviance 0.0048 "
-          "above lme4's interior optimum θ = (0.0221, 0.784, 0.0031); _escape_boundary "
-          "probes the bounded coordinate alone, which does not descend from this point "
-          "(the other coordinates must move with it)"),
-}
+# Three lbfgsb cases (10, 30, 136) were bugs found here -- a stall at an indefinite
+# Hessian, a stall just above θ_i = 0, and a stall on the bound with the wrong sign
+# of the column below -- fixed in lmmlite.optimize (central differences, probing
+# near-bound components, sign flips, saddle-free Newton steps).
 
 
-@pytest.mark.parametrize("optimizer, i", [("auto", i) for i in range(N_CASES)] + [
-    pytest.param("lbfgsb", i, marks=pytest.mark.xfail(strict=True, reason=LBFGSB_BUGS[i]))
-    if i in LBFGSB_BUGS else ("lbfgsb", i) for i in range(N_CASES)])
+@pytest.mark.parametrize("optimizer, i", [(o, i) for o in ("auto", "lbfgsb")
+                                          for i in range(N_CASES)])
 def test_random_case_against_lme4(optimizer, i):
     require_r()
     formula, df, reml = make_case(i)
