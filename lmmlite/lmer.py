@@ -1,6 +1,7 @@
 """lmer(): the pipeline formula -> frame -> design -> deviance -> optimize -> results."""
 
 import inspect
+import sys
 import time
 import warnings
 
@@ -16,7 +17,10 @@ from .optimize import blas_single_thread, optimize_theta
 from .results import LmerFit
 
 
-def lmer(formula, data, REML=True, optimizer="auto", verbose=False):
+LARGE = 20_000  # observations from which lmer() reports its progress by default
+
+
+def lmer(formula, data, REML=True, optimizer="auto", verbose=None):
     """Fit a linear mixed model with lme4's formula syntax.
 
     Parameters
@@ -35,8 +39,10 @@ def lmer(formula, data, REML=True, optimizer="auto", verbose=False):
         nlopt) and ``"lbfgsb"`` (pure scipy, the default without nlopt)
         continue to the exact optimum, never worse than lme4's -- a last
         printed digit can differ where lme4 stopped early.
-    verbose : bool
-        Print the stages and the time spent.
+    verbose : bool or None
+        Report the model size and the time spent on stderr.  ``None`` (default):
+        only for large data (at least 20,000 observations), where a fit takes
+        seconds.
 
     Returns
     -------
@@ -64,9 +70,12 @@ def _lmer(formula, data, REML, optimizer, verbose, data_name):
     if X.shape[1] >= frame.nobs:
         raise LmmError(f"{X.shape[1]} fixed effects for {frame.nobs} observations: "
                        "the model has too many fixed effects for the data")
+    if verbose is None:
+        verbose = frame.nobs >= LARGE
     if verbose:
-        print(f"lmer: n = {frame.nobs}, p = {X.shape[1]}, random terms: "
-              + ", ".join(f"{b.group} ({b.nlevels} levels x {b.p})" for b in blocks))
+        print(f"lmer: {frame.nobs} observations, {X.shape[1]} fixed effects, random effects "
+              + ", ".join(f"{b.group} ({b.nlevels} levels x {b.p})" for b in blocks)
+              + "; optimizing ...", file=sys.stderr, flush=True)
     dev = Deviance(blocks, X, y, REML=REML)
     theta0 = np.concatenate([b.theta_start() for b in blocks])
     opt = optimize_theta(dev, theta0, dev.lower, method=optimizer)
@@ -75,7 +84,8 @@ def _lmer(formula, data, REML, optimizer, verbose, data_name):
     fit = LmerFit(spec=spec, frame=frame, dev=dev, xnames=xnames, dropped=dropped,
                   opt=opt, data_name=data_name, data=data)
     if verbose:
-        print(f"lmer: {opt.nfev} deviance evaluations, {time.perf_counter() - t0:.3f} s")
+        print(f"lmer: done, {opt.nfev} deviance evaluations in "
+              f"{time.perf_counter() - t0:.1f} s", file=sys.stderr, flush=True)
     return fit
 
 
