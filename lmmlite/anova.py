@@ -12,7 +12,6 @@
 """
 
 import inspect
-import math
 import sys
 import warnings
 
@@ -197,17 +196,6 @@ def _same_data(a, b):
 
 # --------------------------------------------------------------------------
 # single-model F tables (lmerTest)
-def r_zapsmall(x, digits=7):
-    """R 4.2's ``zapsmall``: round(x, max(0, digits - ceiling(log10(max|x|))))."""
-    x = np.asarray(x, dtype=float)
-    ok = ~np.isnan(x)
-    if not ok.any():
-        return x
-    mx = np.max(np.abs(x[ok]))
-    d = max(0, digits - math.ceil(math.log10(mx))) if mx > 0 else digits
-    return np.round(x, d)
-
-
 def _term_columns(fit):
     """Map each fixed-effects term label to the indices of its (kept) X columns."""
     spec = fit.spec
@@ -270,7 +258,7 @@ def contrasts_type3(fit):
         rd_cols.append(M)
         rd_names += nm
     rdX = np.hstack(rd_cols)
-    L = r_zapsmall((np.linalg.pinv(X) @ rdX).T)          # rows: rdX columns
+    L = P.zapsmall((np.linalg.pinv(X) @ rdX).T)          # rows: rdX columns
     cmap = _term_columns(fit)
     numeric = {v for t in spec.terms for v in t if not frame.is_factor(v)}
     tvars = {":".join(t): set(t) for t in spec.terms}
@@ -287,7 +275,7 @@ def contrasts_type3(fit):
             xc = L[:, [c for t in cont for c in cmap[t]]]
             y = L[:, cmap[term]]
             coef, *_ = np.linalg.lstsq(xc, y, rcond=None)
-            L[:, cmap[term]] = r_zapsmall(y - xc @ coef)
+            L[:, cmap[term]] = P.zapsmall(y - xc @ coef)
     xnames = list(fit.fixef.index)
     rowpos = {n: i for i, n in enumerate(rd_names)}
     L = L[[rowpos[n] for n in xnames]]                   # p x p

@@ -146,13 +146,16 @@ class SatterthwaiteModel:
         return 2.0 * var ** 2 / (g @ self.vcov_varpar @ g)
 
 
+def _cached(fit, key, cls):
+    """One ``cls(fit)`` per fit, kept on the fit (the derivatives are costly)."""
+    if key not in fit.__dict__:
+        fit.__dict__[key] = cls(fit)
+    return fit.__dict__[key]
+
+
 def satterthwaite(fit):
     """The (cached) :class:`SatterthwaiteModel` of a fit."""
-    cached = fit.__dict__.get("_lmmlite_satt")
-    if cached is None:
-        cached = SatterthwaiteModel(fit)
-        fit.__dict__["_lmmlite_satt"] = cached
-    return cached
+    return _cached(fit, "_lmmlite_satt", SatterthwaiteModel)
 
 
 # --------------------------------------------------------------------------
@@ -304,11 +307,7 @@ def _kr_df(A1, A2, q):
 
 def kenward_roger(fit):
     """The (cached) :class:`KenwardRoger` of a REML fit."""
-    cached = fit.__dict__.get("_lmmlite_kr")
-    if cached is None:
-        cached = KenwardRoger(fit)
-        fit.__dict__["_lmmlite_kr"] = cached
-    return cached
+    return _cached(fit, "_lmmlite_kr", KenwardRoger)
 
 
 # --------------------------------------------------------------------------
