@@ -85,6 +85,7 @@ class Deviance:
         self.X, self.y = X, y
         Xc, yc = self._centre(X, y)
         self.Xc, self.yc = Xc, yc
+        self.yty = float(yc @ yc)
         self.n, self.p = X.shape
         self.REML = REML
         b1 = blocks[0]
@@ -237,7 +238,7 @@ class Deviance:
         Ts = self.split(np.asarray(theta, dtype=float))
         T1 = Ts[0]
         # term 1 diagonal blocks: T1' B_l T1 + I = L_l L_l'
-        M = np.einsum("ji,ljk,kh->lih", T1, self.B1, T1) + np.eye(self.p1)
+        M = T1.T @ self.B1 @ T1 + np.eye(self.p1)
         if self.dense:
             return self._factor_dense(Ts, M)
         if not full and self.pairs is not None:
@@ -277,8 +278,9 @@ class Deviance:
             A = self.RtZ1[:, :, 0] * (T1[0, 0] / L1[:, 0, 0])[None, :]
         else:
             L1 = np.linalg.cholesky(M)
-            Wb = np.einsum("ij,lkj->lik", T1, np.linalg.inv(L1))
-            A = np.einsum("mlk,lkj->mlj", self.RtZ1, Wb).reshape(self.m, -1)
+            Wb = T1 @ np.swapaxes(np.linalg.inv(L1), 1, 2)          # T1 L_l^{-T}
+            A = np.matmul(self.RtZ1.transpose(1, 0, 2), Wb)          # (l, m, p1)
+            A = A.transpose(1, 0, 2).reshape(self.m, -1)
         if self.q_rest:
             Lr = self._lambda_rest_dense(Ts)
             A = Lr.T @ A
@@ -293,12 +295,13 @@ class Deviance:
     def pwrss(self, fac):
         """Penalized residual sum of squares r² = ||y - Xβ - ZΛu||² + ||u||².
 
-        Summed from the residuals when the full factor is at hand (as lme4's
-        pwrss): r² is stationary in (β, u), so round-off in the solution enters
-        only to second order, whereas L[y, y]² loses digits to cancellation when
-        θ is large.  The pair-structure path (large models) uses L[y, y]².
+        L[y, y]² loses digits to cancellation when r² is tiny against ỹ'ỹ (θ
+        large); then, when the full factor is at hand, r² is summed from the
+        residuals (as lme4's pwrss): r² is stationary in (β, u), so round-off in
+        the solution enters only to second order.  The pair-structure path
+        (large models) always uses L[y, y]².
         """
-        if fac.L21 is None:
+        if fac.L21 is None or fac.r2 * 1e4 > self.yty:
             return fac.r2
         gamma, u = self._solve_centred(fac)
         fitted = self.Xc @ gamma
@@ -340,7 +343,7 @@ class Deviance:
     def _solve_centred(self, fac):
         m, k = self.m, self.q_rest
         ell2 = fac.L22[-1, :-1]
-        sol2 = sla.solve_triangular(fac.L22[:-1, :-1].T, ell2, lower=False)
+        sol2 = sla.solve_triangular(fac.L22[:-1, :-1].T, ell2, lower=False, check_finite=False)
         u_rest, beta = sol2[:k], sol2[k:]
         ell1 = _dense(fac.L21[m - 1]).ravel()
         rhs = ell1 - fac.L21[:m - 1].T @ sol2

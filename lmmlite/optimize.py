@@ -72,23 +72,31 @@ def _at_bound(theta, lower, tol=1e-10):
 
 
 def _polish(f, theta, lower, fval):
-    """A few projected Newton steps on the coordinates away from their bounds."""
+    """A few projected Newton steps on the coordinates away from their bounds.
+
+    Returns θ, d(θ) and whether the last Newton step was negligible (converged).
+    The gradient and Hessian at the returned θ are kept on ``f.derivs`` (when
+    ``f`` records them) for the convergence check.
+    """
     for _ in range(6):
         free = ~_at_bound(theta, lower)
         if not free.any():
-            break
+            return theta, fval, True
         g, H = fd_grad_hess(f, theta, free)
+        if hasattr(f, "derivs"):
+            f.derivs = (theta.copy(), g, H)
         try:
             # Newton step; where H is not positive definite (a saddle or a ridge)
             # its eigenvalues are taken in absolute value, so the step goes downhill
             lam, V = np.linalg.eigh(H)
         except np.linalg.LinAlgError:
-            break
+            return theta, fval, False
         lam = np.maximum(np.abs(lam), 1e-8 * max(np.abs(lam).max(), 1e-300))
         step = V @ ((V.T @ g) / lam)
         if not np.all(np.isfinite(step)):
-            break
-        improved = False
+            return theta, fval, False
+        if np.max(np.abs(step) / (1 + np.abs(theta[free]))) < 1e-7:
+            return theta, fval, True
         t = 1.0
         for _ in range(8):
             cand = theta.copy()
@@ -96,13 +104,14 @@ def _polish(f, theta, lower, fval):
             cand = np.maximum(cand, lower)
             fc = f(cand)
             if fc <= fval:
-                improved = fc < fval
-                theta, fval = cand, fc
                 break
             t /= 2
-        if not improved or np.max(np.abs(t * step)) < 1e-10:
-            break
-    return theta, fval
+        else:
+            return theta, fval, False
+        if fc == fval:
+            return theta, fval, True
+        theta, fval = cand, fc
+    return theta, fval, False
 
 
 def _escape_boundary(f, theta, lower, fval, below=None):
@@ -145,6 +154,7 @@ class _Tracked:
     def __init__(self, f):
         self.f, self.n = f, 0
         self.best_x, self.best_f = None, np.inf
+        self.derivs = None  # (θ, gradient, Hessian) from the last Newton step
 
     def __call__(self, theta):
         self.n += 1
@@ -193,7 +203,12 @@ def _to_exact_optimum(fun, local, theta, fval, lower, below=None):
             break
         local(fun, start, lower)
         theta, fval = fun.best_x, fun.best_f
-    theta, fval = _polish(fun, theta, lower, fval)
+    theta, fval, converged = _polish(fun, theta, lower, fval)
+    if not converged and local is not _lbfgsb:
+        # BOBYQA can stop on a flat ridge where Newton steps from a finite-difference
+        # Hessian make no progress; a gradient method from there finishes the job
+        _lbfgsb(fun, theta, lower)
+        theta, fval, _ = _polish(fun, fun.best_x, lower, fun.best_f)
     # tiny bounded values are set to the bound exactly
     near = np.isfinite(lower) & (theta < lower + 1e-9)
     if near.any():
@@ -244,9 +259,6 @@ def optimize_theta(f, theta0, lower, method="auto"):
     fun = _Tracked(f)
     local = _lbfgsb if method == "lbfgsb" else _bobyqa
     theta, fval = local(fun, theta0, lower)
-    if method == "bobyqa":
-        # BOBYQA can stop on a flat ridge; a gradient method from there finishes
-        theta, fval = _lbfgsb(fun, theta, lower)
     if method != "nloptwrap":
         theta, fval = _to_exact_optimum(fun, local, theta, fval, lower, getattr(f, "below", None))
     return _finish(fun, theta, fval, lower, method, fun)
@@ -259,12 +271,14 @@ def _finish(fun, theta, fval, lower, method, counter):
     if singular:
         messages.append("boundary (singular) fit: see help('isSingular')")
     else:
-        messages += check_convergence(fun, theta, lower)
+        known = fun.derivs if fun.derivs is not None and np.array_equal(fun.derivs[0], theta) \
+            else None
+        messages += check_convergence(fun, theta, lower, derivs=known)
     return OptResult(theta=theta, value=fval, nfev=counter.n, singular=singular,
                      messages=messages, method=method)
 
 
-def check_convergence(f, theta, lower, hess_tol=1e-6):
+def check_convergence(f, theta, lower, hess_tol=1e-6, derivs=None):
     """lme4's checkConv on the finite-difference gradient g and Hessian H of d(θ).
 
     * gradient: with H = U'U (R's upper ``chol``), lme4 scales the gradient as
@@ -276,7 +290,7 @@ def check_convergence(f, theta, lower, hess_tol=1e-6):
     free = ~_at_bound(theta, lower)
     if not free.any():
         return msgs
-    g, H = fd_grad_hess(f, theta, free, h=1e-4)
+    g, H = derivs[1:] if derivs is not None else fd_grad_hess(f, theta, free, h=1e-4)
     ev = np.linalg.eigvalsh(H)
     if ev.min() < -hess_tol:
         msgs.append(f"Model failed to converge: degenerate  Hessian with "
