@@ -42,6 +42,11 @@ class OptResult:
 
 def fd_grad_hess(f, x, free, h=1e-4):
     """Central-difference gradient and Hessian of f on the coordinates ``free``."""
+    with np.errstate(all="ignore"):  # a failed factorization gives +inf: NaN, not a warning
+        return _fd_grad_hess(f, x, free, h)
+
+
+def _fd_grad_hess(f, x, free, h):
     idx = np.flatnonzero(free)
     k = len(idx)
     f0 = f(x)
@@ -85,6 +90,8 @@ def _polish(f, theta, lower, fval):
         g, H = fd_grad_hess(f, theta, free)
         if hasattr(f, "derivs"):
             f.derivs = (theta.copy(), g, H)
+        if not (np.all(np.isfinite(g)) and np.all(np.isfinite(H))):
+            return theta, fval, False
         try:
             # Newton step; where H is not positive definite (a saddle or a ridge)
             # its eigenvalues are taken in absolute value, so the step goes downhill
@@ -268,6 +275,13 @@ def _finish(fun, theta, fval, lower, method, counter):
     """lme4's post-fit checks: isSingular, then checkConv for a regular fit."""
     singular = bool(np.any(np.isfinite(lower) & (theta < lower + SINGULAR_TOL)))
     messages = []
+    diag = np.isfinite(lower)
+    if np.any(theta[diag] > 1e6):
+        # d(θ) still falling as a relative SD grows without bound: σ² -> 0
+        messages.append(f"Model failed to converge: a relative standard deviation reached "
+                        f"{theta[diag].max():.3g} (the residual variance is nearly zero; "
+                        "the random effects fit the data exactly?)")
+        warnings.warn(messages[-1], ConvergenceWarning, stacklevel=3)
     if singular:
         messages.append("boundary (singular) fit: see help('isSingular')")
     else:
@@ -291,6 +305,13 @@ def check_convergence(f, theta, lower, hess_tol=1e-6, derivs=None):
     if not free.any():
         return msgs
     g, H = derivs[1:] if derivs is not None else fd_grad_hess(f, theta, free, h=1e-4)
+    if not (np.all(np.isfinite(g)) and np.all(np.isfinite(H))):
+        # lme4's checkConv messages when the derivatives cannot be evaluated
+        msgs += ["unable to evaluate scaled gradient",
+                 "Problem with Hessian check (infinite or missing values?)"]
+        for m in msgs:
+            warnings.warn(m, ConvergenceWarning, stacklevel=4)
+        return msgs
     ev = np.linalg.eigvalsh(H)
     if ev.min() < -hess_tol:
         msgs.append(f"Model failed to converge: degenerate  Hessian with "
