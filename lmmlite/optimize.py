@@ -104,6 +104,9 @@ def _polish(f, theta, lower, fval):
             return theta, fval, False
         if np.max(np.abs(step) / (1 + np.abs(theta[free]))) < 1e-7:
             return theta, fval, True
+        # the decrease a Newton step promises; below round-off in d(θ) it is noise
+        if 0.5 * float(g @ step) < 1e-13 * (1 + abs(fval)):
+            return theta, fval, True
         t = 1.0
         for _ in range(8):
             cand = theta.copy()
