@@ -6,7 +6,6 @@ import time
 import warnings
 
 import numpy as np
-import pandas as pd
 
 from .deviance import Deviance
 from .design import check_scale, drop_rank_deficient, model_matrix, random_blocks

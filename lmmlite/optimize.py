@@ -269,6 +269,11 @@ def optimize_theta(f, theta0, lower, method="auto"):
     fun = _Tracked(f)
     local = _lbfgsb if method == "lbfgsb" else _bobyqa
     theta, fval = local(fun, theta0, lower)
+    if theta is None:
+        from .errors import LmmError
+        raise LmmError("the profiled deviance could not be evaluated at any θ tried "
+                       "(the model matrices are numerically degenerate); check the data "
+                       "for constant or duplicated columns")
     if method != "nloptwrap":
         theta, fval = _to_exact_optimum(fun, local, theta, fval, lower, getattr(f, "below", None))
     return _finish(fun, theta, fval, lower, method, fun)
