@@ -23,19 +23,11 @@ from lmmlite import anova, confint, lm, lmer, load  # noqa: E402
 from lmmlite.errors import LmmError  # noqa: E402
 from lmmlite.inference import contest, fixef_ddf, grad_hess  # noqa: E402
 from r_reference import require_r  # noqa: E402
+from test_published_numbers import _lines  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 GOLDEN = Path(__file__).resolve().parent / "golden"
 RECORD = {}
-
-
-def _lines(text):
-    lines = [ln.rstrip() for ln in str(text).expandtabs(8).splitlines()]
-    while lines and not lines[0]:
-        lines.pop(0)
-    while lines and not lines[-1]:
-        lines.pop()
-    return lines
 
 
 def _fit(formula, data, name="data", **kw):

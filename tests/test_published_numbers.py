@@ -28,7 +28,7 @@ LME4 = "nloptwrap"  # lme4's optimizer run, for the public sleepstudy data
 
 
 def _lines(text):
-    lines = [ln.rstrip() for ln in text.expandtabs(8).splitlines()]
+    lines = [ln.rstrip() for ln in str(text).expandtabs(8).splitlines()]
     while lines and not lines[0]:
         lines.pop(0)
     while lines and not lines[-1]:
@@ -125,9 +125,16 @@ def test_sleepstudy_lrt_random_effects(sleepall):
     assert_same_output(anova(m1, m2, refit=False), "sleep_anova_m1_m2.txt")
 
 
-def _sleepall_sex(sleepall):
-    sex = load("sleepstudy_sex")
-    return sleepall.merge(sex, on="Subject", how="left")
+@pytest.fixture(scope="module")
+def lrt_m2_m3(sleepall):
+    """The printed anova(m2, m3, refit = TRUE) of the slides, sex merged by subject."""
+    from lmmlite import anova
+    sleepall = sleepall.merge(load("sleepstudy_sex"), on="Subject", how="left")
+    m2 = _lmer("Reaction ~ Days + (1 + Days | Subject)", sleepall, "sleepall", LME4)
+    m3 = _lmer("Reaction ~ Days + sex + (1 + Days | Subject)", sleepall, "sleepall", LME4)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return str(anova(m2, m3, refit=True))
 
 
 @pytest.mark.xfail(strict=True, reason=(
@@ -135,26 +142,13 @@ def _sleepall_sex(sleepall):
     "labellings none gives Chisq 4.8826; the closest (data/sleepstudy_sex.csv) gives "
     "4.882688, printed 4.8827. Every other number of the table is reproduced "
     "(see test_sleepstudy_lrt_fixed_effects_other_numbers)."))
-def test_sleepstudy_lrt_fixed_effects(sleepall):
-    from lmmlite import anova
-    sleepall = _sleepall_sex(sleepall)
-    m2 = _lmer("Reaction ~ Days + (1 + Days | Subject)", sleepall, "sleepall", LME4)
-    m3 = _lmer("Reaction ~ Days + sex + (1 + Days | Subject)", sleepall, "sleepall", LME4)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        table = anova(m2, m3, refit=True)
-    assert_same_output(table, "sleep_anova_m2_m3.txt")
+def test_sleepstudy_lrt_fixed_effects(lrt_m2_m3):
+    assert_same_output(lrt_m2_m3, "sleep_anova_m2_m3.txt")
 
 
-def test_sleepstudy_lrt_fixed_effects_other_numbers(sleepall):
+def test_sleepstudy_lrt_fixed_effects_other_numbers(lrt_m2_m3):
     """Everything but the one Chisq digit that no subject labelling reproduces."""
-    from lmmlite import anova
-    sleepall = _sleepall_sex(sleepall)
-    m2 = _lmer("Reaction ~ Days + (1 + Days | Subject)", sleepall, "sleepall", LME4)
-    m3 = _lmer("Reaction ~ Days + sex + (1 + Days | Subject)", sleepall, "sleepall", LME4)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        got = _lines(str(anova(m2, m3, refit=True)))
+    got = _lines(lrt_m2_m3)
     published = _lines((GOLDEN / "sleep_anova_m2_m3.txt").read_text())
     assert "4.8826" in published[-3] and "4.8827" in got[-3]
     assert [ln.replace("4.8827", "4.8826") for ln in got] == published
