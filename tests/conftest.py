@@ -10,7 +10,17 @@ silently skip the cross-check.
 
 import pytest
 
+from lmmlite import load
 from r_reference import require_r
+
+
+@pytest.fixture(scope="module")
+def sleepall():
+    """The slides' sleepall: sleepstudy from day 2 on, with Days counted from there."""
+    sleepstudy = load("sleepstudy")
+    sleepall = sleepstudy[sleepstudy["Days"] >= 2].copy()
+    sleepall["Days"] = sleepall["Days"] - 2
+    return sleepall
 
 
 @pytest.fixture(scope="session")

@@ -47,14 +47,6 @@ def _at_theta(fit, theta):
                    dropped=fit.dropped, opt=opt, data_name=fit.data_name, data=fit.data)
 
 
-@pytest.fixture(scope="module")
-def sleepall():
-    sleepstudy = load("sleepstudy")
-    sleepall = sleepstudy[sleepstudy["Days"] >= 2].copy()
-    sleepall["Days"] = sleepall["Days"] - 2
-    return sleepall
-
-
 # --- (a) published numbers ------------------------------------------------------
 
 def test_slide_anova_m1_m2_refit_false(sleepall):

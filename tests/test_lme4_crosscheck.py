@@ -66,6 +66,14 @@ def _ours(m):
     }
 
 
+def _fit(dataset, formula, reml, **kw):
+    """A test data set and lmmlite's fit to it, warnings silenced (they have their own tests)."""
+    df = getattr(simdata, dataset)()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return df, lmer(formula, df, REML=reml, **kw)
+
+
 QUANTITIES = ["crit", "fixef", "se", "sigma", "vc_vcov", "vc_sdcor", "re_condval", "re_condsd"]
 
 
@@ -81,10 +89,7 @@ def _write_report():
 @pytest.mark.parametrize("name,dataset,formula,reml", MODELS, ids=[m[0] for m in MODELS])
 def test_against_lme4(name, dataset, formula, reml):
     require_r()
-    df = getattr(simdata, dataset)()
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        m = lmer(formula, df, REML=reml)
+    df, m = _fit(dataset, formula, reml)
     ours = _ours(m)
     ref = lme4_fit(formula, df, REML=reml)
     same = lme4_at_theta(formula, df, m.theta, REML=reml)
@@ -124,10 +129,7 @@ def _body(text):
 def test_printed_summary_matches_lme4(name, dataset, formula, reml):
     """The whole printed summary equals lme4's, for lme4's merMod built at lmmlite's θ."""
     require_r()
-    df = getattr(simdata, dataset)()
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        m = lmer(formula, df, REML=reml)
+    df, m = _fit(dataset, formula, reml)
     ours = _body(str(m.summary()))
     theirs = _body(lme4_summary_at_theta(formula, df, m.theta, REML=reml))
     assert ours == theirs
@@ -145,10 +147,7 @@ PREDICT = [
 def test_predict_matches_lme4(name, dataset, formula, group):
     """predict() on new data, with a new level of a grouping factor, with and without ranef."""
     require_r()
-    df = getattr(simdata, dataset)()
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        m = lmer(formula, df)
+    df, m = _fit(dataset, formula, True)
     new = df.sample(12, random_state=1).reset_index(drop=True)
     new[group] = new[group].astype(object)
     new.loc[:3, group] = "a_new_level"
@@ -168,10 +167,7 @@ def test_nloptwrap_tracks_lme4(name, dataset, formula, reml):
     steer the path a little on flat criteria -- lme4 itself stops 1.3e-5 apart from
     run to run on a crossed random-slope model of the book, so 1e-5 is allowed)."""
     require_r()
-    df = getattr(simdata, dataset)()
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        m = lmer(formula, df, REML=reml, optimizer="nloptwrap")
+    df, m = _fit(dataset, formula, reml, optimizer="nloptwrap")
     ref = lme4_fit(formula, df, REML=reml)
     ours = _ours(m)
     gap = ours["crit"] - ref["crit"]

@@ -50,14 +50,6 @@ def assert_same_output(ours, golden_name, skip=()):
            f"\nline counts differ: published {len(published)}, lmmlite {len(got)}"))
 
 
-@pytest.fixture(scope="module")
-def sleepall():
-    sleepstudy = load("sleepstudy")
-    sleepall = sleepstudy[sleepstudy["Days"] >= 2].copy()
-    sleepall["Days"] = sleepall["Days"] - 2
-    return sleepall
-
-
 def _lmer(formula, data, name, optimizer="auto", **kw):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
