@@ -17,8 +17,8 @@ made).
 Needs R with lme4 and lmerTest and ``pip install 'rpy2<3.6'`` (the ``r`` extra).
 The appendix ``chapters/appendix-validation.md`` imports this module for the
 model list and, with ``LMMLITE_BOOK_LIVE_R=1``, for the live R fits.
-The conversion of a pandas DataFrame to R (``_to_r``) is a copy of the one in
-``tests/r_reference.py``: the book does not import from ``tests/``.
+``r_status`` and the conversion of a pandas DataFrame to R (``_to_r``) are also
+used by the tests (``tests/r_reference.py``).
 """
 
 from __future__ import annotations

@@ -8,9 +8,16 @@ free of the two optimizers' tolerances.
 
 import functools
 import os
+import sys
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
+
+# the R-availability check and the DataFrame conversion are the book's (the book
+# must not import from tests/, so the tests import from scripts/)
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "scripts"))
+from lme4_reference import _to_r, r_status  # noqa: E402
 
 _R_CODE = r"""
 suppressPackageStartupMessages({library(lme4); library(lmerTest)})
@@ -66,36 +73,11 @@ options(useFancyQuotes = FALSE, width = 80)
 """
 
 
-def r_status():
-    """(available, reason): whether R with lme4 and lmerTest is usable through rpy2."""
-    try:
-        import rpy2.robjects as ro  # noqa: F401
-    except Exception as exc:  # ImportError or R not found
-        return False, f"rpy2/R not available ({type(exc).__name__}: {exc})"
-    try:
-        ro.r("suppressPackageStartupMessages({library(lme4); library(lmerTest)})")
-    except Exception as exc:
-        return False, f"R packages lme4/lmerTest not installed ({exc})"
-    return True, ""
-
-
 @functools.lru_cache(maxsize=1)
 def _r():
     import rpy2.robjects as ro
     ro.r(_R_CODE)
     return ro
-
-
-def _to_r(df):
-    import rpy2.robjects as ro
-    from rpy2.robjects import pandas2ri
-    from rpy2.robjects.conversion import localconverter
-    df = df.copy()
-    for c in df.columns:
-        if isinstance(df[c].dtype, pd.CategoricalDtype) or df[c].dtype == object:
-            df[c] = df[c].astype(str).where(df[c].notna(), None)
-    with localconverter(ro.default_converter + pandas2ri.converter):
-        return ro.conversion.py2rpy(df)
 
 
 def _to_py(res):
