@@ -47,10 +47,10 @@ def _evaluate(name, data):
             except Exception as exc:  # pandas raises many kinds here
                 raise LmmError(f"could not evaluate I({inner}): {exc}") from None
         if fname == "scale":
-            x = _numeric(_evaluate(inner.strip(), data), inner)
+            x = _numeric(_evaluate(inner.strip(), data), inner.strip(), name)
             return (x - x.mean()) / x.std(ddof=1)
         if fname in _FUNCS:
-            x = _numeric(_evaluate(inner.strip(), data), inner)
+            x = _numeric(_evaluate(inner.strip(), data), inner.strip(), name)
             with np.errstate(all="ignore"):
                 return _FUNCS[fname](x)
     raise LmmError(f"variable '{name}' is not a column of the data "
@@ -58,9 +58,9 @@ def _evaluate(name, data):
                    f"{', ...' if len(data.columns) > 20 else ''})")
 
 
-def _numeric(series, name):
+def _numeric(series, name, call):
     if not pd.api.types.is_numeric_dtype(series) or pd.api.types.is_bool_dtype(series):
-        raise LmmError(f"'{name}' must be numeric to be used in {name}")
+        raise LmmError(f"'{name}' must be numeric to be used in {call}")
     return series.astype(float)
 
 
