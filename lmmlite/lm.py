@@ -17,6 +17,8 @@ from .lm_predict import confint_lm, predict_lm
 class LmFit:
     """A fitted linear model (R's ``lm``), by (weighted) least squares."""
 
+    _offset_arg = None      # the offset= argument, which predict.lm reads from newdata
+
     def __init__(self, formula, data, data_name="data", weights=None, offset=None,
                  contrasts=None):
         spec = parse_formula(formula)
@@ -122,5 +124,7 @@ def lm(formula, data, weights=None, offset=None, contrasts=None):
     as R's arguments of the same names.
     """
     from .lmer import _data_name
-    return LmFit(formula, data, data_name=_data_name(data), weights=weights, offset=offset,
-                 contrasts=contrasts)
+    fit = LmFit(formula, data, data_name=_data_name(data), weights=weights, offset=offset,
+                contrasts=contrasts)
+    fit._offset_arg = offset
+    return fit
