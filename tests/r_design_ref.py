@@ -329,11 +329,11 @@ MODEL_MATRIX = [
 ]
 
 
-def section_model_matrix(ro, data):
-    """a. R's model.matrix for every formula of MODEL_MATRIX."""
+def section_model_matrix(ro, data, specs=MODEL_MATRIX):
+    """a. R's model.matrix for every formula of ``specs`` (default MODEL_MATRIX)."""
     ro.r(_R_MODEL_MATRIX)
     out = []
-    for key, dname, formula, contrasts in MODEL_MATRIX:
+    for key, dname, formula, contrasts in specs:
         ca = ro.StrVector(list(contrasts.values())) if contrasts else ro.StrVector([])
         if contrasts:
             ca.names = ro.StrVector(list(contrasts))
@@ -437,7 +437,7 @@ WEIGHTED_LMER = [
 ]
 
 
-def _lmer_section(ro, data, models):
+def _lmer_section(ro, data, models, verbose=False):
     ro.r(_R_LMER)
     out = []
     for spec in models:
@@ -448,18 +448,19 @@ def _lmer_section(ro, data, models):
         for k in ("notes",):
             res[k] = res[k] or []
         out.append(dict(spec, **res))
-        print(f"  {spec['id']}: crit {res['crit']:.6f}, theta {np.round(res['theta'], 5)}")
+        if verbose:
+            print(f"  {spec['id']}: crit {res['crit']:.6f}, theta {np.round(res['theta'], 5)}")
     return out
 
 
-def section_lmer_predict(ro, data):
+def section_lmer_predict(ro, data, specs=LMER_PREDICT):
     """b. lmer fits and predict(re.form = NULL, NA, partial) on training and new data."""
-    return _lmer_section(ro, data, LMER_PREDICT)
+    return _lmer_section(ro, data, specs, verbose=True)
 
 
-def section_weighted_lmer(ro, data):
+def section_weighted_lmer(ro, data, specs=WEIGHTED_LMER):
     """c. lmer fits with weights=, offset= and offset() terms, ML and REML."""
-    return _lmer_section(ro, data, WEIGHTED_LMER)
+    return _lmer_section(ro, data, specs)
 
 
 # ------------------------------------------------------------------ c, d. lm
@@ -521,14 +522,14 @@ def _lm_section(ro, data, models):
     return out
 
 
-def section_weighted_lm(ro, data):
+def section_weighted_lm(ro, data, specs=WEIGHTED_LM):
     """c. lm fits with weights= and offsets (argument and offset() term)."""
-    return _lm_section(ro, data, WEIGHTED_LM)
+    return _lm_section(ro, data, specs)
 
 
-def section_lm_intervals(ro, data):
+def section_lm_intervals(ro, data, specs=LM_INTERVALS):
     """d. predict.lm intervals (confidence, prediction; 0.95, 0.9) and confint.lm."""
-    return _lm_section(ro, data, LM_INTERVALS)
+    return _lm_section(ro, data, specs)
 
 
 # ------------------------------------------------------------------ e. cake
@@ -561,9 +562,15 @@ def _dumps(ref):
     return numbers.sub(lambda m: " ".join(m.group(0).split()), text) + "\n"
 
 
-def main():
+def r_session():
+    """rpy2's robjects with lme4 loaded and this script's R helpers defined."""
     import rpy2.robjects as ro
     ro.r(_R_SETUP)
+    return ro
+
+
+def main():
+    ro = r_session()
     data = build_data(ro)
     table = {name: _write_csv(name, df) for name, df in data.items()}
     # R sees the data exactly as the tests will: read back from the CSV files
