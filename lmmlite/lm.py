@@ -8,14 +8,21 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
+from .confint import confint as _confint
 from .design import drop_rank_deficient, model_matrix
 from .errors import LmmError
+from .fit import FitBase
 from .formula import parse_formula
 from .frame import model_frame
+from .summary import LmSummary, format_lm_short
 
 
-class LmFit:
-    """A fitted linear model (R's ``lm``)."""
+class LmFit(FitBase):
+    """A fitted linear model (R's ``lm``); the shared names are in fit.py.
+
+    ``coefficients`` (R's ``coef``) has every column of the model matrix,
+    NA for the aliased ones; ``fixef`` only the estimable ones.
+    """
 
     def __init__(self, formula, data, data_name="data"):
         spec = parse_formula(formula)
@@ -52,10 +59,26 @@ class LmFit:
         self.aic = -2 * self.loglik + 2 * self.npar
         self.bic = -2 * self.loglik + np.log(n) * self.npar
 
+    @property
+    def fixef(self):
+        """The estimable coefficients (those of ``vcov``)."""
+        return self.coefficients[list(self.vcov.index)]
+
+    def coef(self):
+        """R's ``coef(lm)``: every coefficient, NA where aliased."""
+        return self.coefficients
+
+    @property
+    def deviance(self):
+        """R's ``deviance(lm)``: the residual sum of squares."""
+        return self.rss
+
     def fitted(self):
+        """Fitted values, indexed as the rows used."""
         return pd.Series(self._fitted, index=self.frame.row_index)
 
     def residuals(self):
+        """Response minus fitted values, indexed as the rows used."""
         return pd.Series(self._resid, index=self.frame.row_index)
 
     def coef_table(self):
@@ -79,11 +102,14 @@ class LmFit:
         return r2, adj, f, numdf
 
     def summary(self):
-        from .summary import LmSummary
+        """R's ``summary.lm``."""
         return LmSummary(self)
 
+    def confint(self, parm=None, level=0.95):
+        """R's ``confint.lm``: t intervals of the coefficients."""
+        return _confint(self, parm=parm, level=level)
+
     def __repr__(self):
-        from .summary import format_lm_short
         return format_lm_short(self)
 
 

@@ -76,8 +76,7 @@ def _lmer(formula, data, REML, optimizer, verbose, data_name):
               + ", ".join(f"{b.group} ({b.nlevels} levels x {b.p})" for b in blocks)
               + "; optimizing ...", file=sys.stderr, flush=True)
     dev = Deviance(blocks, X, y, REML=REML)
-    theta0 = np.concatenate([b.theta_start() for b in blocks])
-    opt = optimize_theta(dev, theta0, dev.lower, method=optimizer)
+    opt = optimize_theta(dev, dev.start, dev.lower, method=optimizer, below=dev.below)
     if opt.singular:
         warnings.warn(opt.messages[0], SingularFitWarning, stacklevel=2)
     fit = LmerFit(spec=spec, frame=frame, dev=dev, xnames=xnames, dropped=dropped,

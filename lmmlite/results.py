@@ -10,7 +10,11 @@ variances of b as σ̂² Λ (Λ'Z'ZΛ + I)^{-1} Λ' (lme4's condVar).
 import numpy as np
 import pandas as pd
 
+from .confint import confint as _confint
 from .design import model_matrix
+from .fit import FitBase
+from .printing import format_matrix, format_num, print_named_vector
+from .summary import LmerSummary, format_lmer_short
 
 
 class NamedVector(pd.Series):
@@ -21,7 +25,6 @@ class NamedVector(pd.Series):
         return pd.Series  # arithmetic gives a plain Series
 
     def __repr__(self):
-        from .printing import print_named_vector
         return print_named_vector(self, digits=7)
 
 
@@ -48,7 +51,6 @@ class Ranef(dict):
         return pd.DataFrame(rows, columns=["grpvar", "term", "grp", "condval", "condsd"])
 
     def __repr__(self):
-        from .printing import format_matrix, format_num
         out = []
         for g, df in self.items():
             # print.data.frame: each column formatted on its own with 7 digits
@@ -61,31 +63,41 @@ class Ranef(dict):
         return "\n".join(out)
 
 
-class LmerFit:
-    """A fitted linear mixed model (lme4's merMod).
+class LmerFit(FitBase):
+    """A fitted linear mixed model (lme4's merMod); the shared names are in fit.py.
 
     Attributes
     ----------
     fixef, vcov, theta, sigma, loglik, aic, bic, deviance, reml_criterion,
-    nobs, ngrps, singular, REML, formula
+    nobs, ngrps, singular, REML, formula, aliased (lme4's dropped columns)
+    devfun : Deviance
+        The model's profiled deviance θ -> d(θ) (lme4's ``getME(fit, "devfun")``),
+        with its design (X, y, blocks): the start of profiles, refits and
+        simulations.
+    covariance : CovarianceParameters
+        θ's layout: θ -> T_k -> Σ_k -> sd/cor, lme4's names.
+    opt : OptResult
+        What the optimizer reported (θ, criterion, evaluations, messages).
     """
+
+    mixed = True
 
     def __init__(self, spec, frame, dev, xnames, dropped, opt, data_name="data", data=None):
         self.spec = spec
         self.data = data            # the data as given, for refits (anova, profiles)
         self.formula = spec.formula
         self.frame = frame
-        self._dev = dev
+        self.devfun = dev
+        self.covariance = dev.covariance
         self.blocks = dev.blocks
         self.REML = dev.REML
-        self.dropped = dropped
+        self.aliased = list(dropped)
         self.opt = opt
         self.data_name = data_name
         self.theta = opt.theta
         self.singular = opt.singular
         self.messages = opt.messages
         self.nobs = dev.n
-        self.n_dropped = frame.n_dropped
         fac = dev.factor(self.theta)
         self._fac = fac
         beta, u = dev.solve(fac)
@@ -95,7 +107,7 @@ class LmerFit:
         RXinv = np.linalg.inv(fac.RX())
         self.vcov = pd.DataFrame(self.sigma ** 2 * RXinv @ RXinv.T, index=xnames, columns=xnames)
         self._u = u
-        self._b = self._b_from_u(u)
+        self._b = dev.random_effects(u, fac.Ts)   # b = Λu, one (levels x p) array per term
         crit = float(dev.criterion(fac))
         self.reml_criterion = crit if self.REML else None
         self.deviance = crit if not self.REML else float(dev.criterion(fac, REML=False))
@@ -107,19 +119,17 @@ class LmerFit:
         for b in self.blocks:
             self.ngrps.setdefault(b.group, b.nlevels)
 
-    # -- random effects
-    def _b_from_u(self, u):
-        """b = Λ u, split into one (levels x p) array per term."""
-        out, start = [], 0
-        Ts = self._dev.split(self.theta)
-        # u is ordered term 1 first, then the rest, each level by level
-        for b, T in zip(self.blocks, Ts):
-            size = b.nlevels * b.p
-            ub = u[start:start + size].reshape(b.nlevels, b.p)
-            out.append(ub @ T.T)
-            start += size
-        return out
+    @property
+    def _dev(self):
+        """Former name of :attr:`devfun`."""
+        return self.devfun
 
+    @property
+    def df_residual(self):
+        """lme4's ``df.residual``: nobs - npar."""
+        return self.nobs - self.npar
+
+    # -- random effects
     def _term_groups(self):
         """Terms grouped by grouping factor, in lme4's order of first appearance."""
         groups = {}
@@ -152,8 +162,8 @@ class LmerFit:
 
     def _postvar(self):
         """σ² T (L^{-T}L^{-1})_ll T' per level: lme4's conditional variances."""
-        inv = self._dev.condvar_blocks(self._fac)
-        Ts = self._dev.split(self.theta)
+        inv = self.devfun.condvar_blocks(self._fac)
+        Ts = self.devfun.split(self.theta)
         return [self.sigma ** 2 * np.einsum("ij,ljk,hk->lih", T, V, T)
                 for T, V in zip(Ts, inv)]
 
@@ -178,47 +188,25 @@ class LmerFit:
         Columns grp, var1, var2, vcov, sdcor (variances and covariances in
         vcov; standard deviations and correlations in sdcor).
         """
-        rows = []
-        names = self._vc_names()
-        for b, T, name in zip(self.blocks, self._dev.split(self.theta), names):
-            S = self.sigma ** 2 * T @ T.T
-            sd = np.sqrt(np.diag(S))
-            for i in range(b.p):
-                rows.append((name, b.cnames[i], None, S[i, i], sd[i]))
-            for j in range(b.p):
-                for i in range(j + 1, b.p):
-                    corr = S[i, j] / (sd[i] * sd[j]) if sd[i] * sd[j] > 0 else np.nan
-                    rows.append((name, b.cnames[j], b.cnames[i], S[i, j], corr))
-        rows.append(("Residual", None, None, self.sigma ** 2, self.sigma))
-        return pd.DataFrame(rows, columns=["grp", "var1", "var2", "vcov", "sdcor"])
-
-    def _vc_names(self):
-        """lme4 names repeated grouping factors g, g.1, g.2 ..."""
-        seen, out = {}, []
-        for b in self.blocks:
-            k = seen.get(b.group, 0)
-            out.append(b.group if k == 0 else f"{b.group}.{k}")
-            seen[b.group] = k + 1
-        return out
+        return self.covariance.varcorr(self.theta, self.sigma)
 
     def cov_matrices(self):
         """Per term: (name, column names, covariance matrix σ² T T')."""
-        return [(name, b.cnames, self.sigma ** 2 * T @ T.T)
-                for b, T, name in zip(self.blocks, self._dev.split(self.theta), self._vc_names())]
+        cov = self.covariance
+        return list(zip(cov.names(), cov.cnames, cov.covariances(self.theta, self.sigma)))
 
     # -- fitted values
     def _Zb(self):
-        out = np.zeros(self.nobs)
-        for b, bk in zip(self.blocks, self._b):
-            out += np.einsum("ij,ij->i", b.X, bk[b.codes])
-        return out
+        return self.devfun.Zb(self._b)
 
     def fitted(self):
-        return pd.Series(self._dev.X @ self.fixef.to_numpy() + self._Zb(),
+        """Fitted values Xβ̂ + Zb̂, indexed as the rows used."""
+        return pd.Series(self.devfun.X @ self.fixef.to_numpy() + self._Zb(),
                          index=self.frame.row_index)
 
     def residuals(self, scaled=False):
-        r = self._dev.y - self.fitted().to_numpy()
+        """Response minus fitted values (divided by σ̂ with ``scaled=True``)."""
+        r = self.devfun.y - self.fitted().to_numpy()
         if scaled:
             r = r / self.sigma
         return pd.Series(r, index=self.frame.row_index)
@@ -263,11 +251,14 @@ class LmerFit:
         return fit
 
     def summary(self, ddf=None):
-        from .summary import LmerSummary
+        """lme4's ``summary`` (lmerTest's with ``ddf="Satterthwaite"`` or ``"Kenward-Roger"``)."""
         return LmerSummary(self, ddf=ddf)
 
+    def confint(self, parm=None, level=0.95, method="profile", **kwargs):
+        """lme4's ``confint``: see :func:`lmmlite.confint.confint`."""
+        return _confint(self, parm=parm, level=level, method=method, **kwargs)
+
     def __repr__(self):
-        from .summary import format_lmer_short
         return format_lmer_short(self)
 
 

@@ -263,7 +263,7 @@ def large_variance_data(sd_group):
 
 def exact_optimum(fit, sd_group):
     from scipy.optimize import minimize_scalar
-    X, y, codes = fit._dev.X, fit._dev.y, fit.blocks[0].codes
+    X, y, codes = fit.devfun.X, fit.devfun.y, fit.blocks[0].codes
     res = minimize_scalar(lambda lt: exact_criterion(np.exp(lt), X, y, codes),
                           bounds=(np.log(sd_group / 100), np.log(sd_group * 100)),
                           method="bounded", options={"xatol": 1e-12})
@@ -274,9 +274,9 @@ def test_exact_criterion_matches_lmmlite_at_moderate_theta():
     """The reference evaluation itself agrees with lmmlite where both are accurate."""
     d, _ = large_variance_data(1.0)
     fit = lmer("y ~ x + (1 | g)", d)
-    X, y, codes = fit._dev.X, fit._dev.y, fit.blocks[0].codes
+    X, y, codes = fit.devfun.X, fit.devfun.y, fit.blocks[0].codes
     for theta in (0.0, 0.3, 1.0, 3.0, fit.theta[0]):
-        assert fit._dev(np.array([theta])) == pytest.approx(
+        assert fit.devfun(np.array([theta])) == pytest.approx(
             exact_criterion(theta, X, y, codes), abs=1e-9)
 
 
@@ -306,7 +306,7 @@ def test_very_large_variance_component(sd_group, optimizer):
     assert_finite(fit)
     assert not fit.singular
     theta_star, best = exact_optimum(fit, sd_group)
-    X, y, codes = fit._dev.X, fit._dev.y, fit.blocks[0].codes
+    X, y, codes = fit.devfun.X, fit.devfun.y, fit.blocks[0].codes
     excess = exact_criterion(fit.theta[0], X, y, codes) - best
     doubtful = has(rec, ConvergenceWarning)
     assert excess <= 1e-6 or doubtful, \
@@ -329,7 +329,7 @@ def test_deviance_precision_at_large_theta(sd_group):
         warnings.simplefilter("ignore")
         fit = lmer("y ~ x + (1 | g)", d, optimizer="lbfgsb")
     theta_star, best = exact_optimum(fit, sd_group)
-    assert fit._dev(np.array([theta_star])) == pytest.approx(best, abs=1e-6)
+    assert fit.devfun(np.array([theta_star])) == pytest.approx(best, abs=1e-6)
 
 
 # ---------------------------------------------------------------- response offsets
@@ -364,7 +364,7 @@ def test_deviance_precision_under_response_offset(sleep, offset):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         moved = lmer(f, sleep.assign(Reaction=sleep["Reaction"] + offset))
-    assert moved._dev(base.theta) == pytest.approx(crit(base), abs=1e-6)
+    assert moved.devfun(base.theta) == pytest.approx(crit(base), abs=1e-6)
 
 
 # ---------------------------------------------------------------- degenerate responses
