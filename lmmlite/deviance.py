@@ -27,7 +27,7 @@ import scipy.linalg as sla
 import scipy.sparse as sp
 
 from .covariance import CovarianceParameters
-from .solvers import SOLVERS, Factor, choose_solver
+from .solvers import SOLVERS, WITHIN_MAX, Factor, choose_solver
 
 __all__ = ["Deviance", "Factor", "SOLVERS"]
 
@@ -82,7 +82,27 @@ class Deviance:
         R = sp.hstack(rest + [sp.csc_matrix(np.column_stack([Xc, yc]))], format="csc")
         self.RtR = (R.T @ R).toarray()              # m x m
         self.m = R.shape[1]
+        self._R, self._within = R, False
         self.solver = choose_solver(self, (R.T @ blocks[0].Z()).tocsr(), solver)
+
+    def within_scatter(self):
+        """W = Σ_l P_l'P_l, P_l the rows of R = [Z_2.. X y] of level l of term 1 minus
+        their projection on that level's z (term 1 scalar); None if not applicable.
+
+        Computed once, from the rows, for the solvers' cancellation-free Schur
+        complement at large θ_1.
+        """
+        if self._within is False:
+            self._within = None
+            b1 = self.blocks[0]
+            B = self.B1[:, 0, 0] if self.p1 == 1 else None
+            if B is not None and np.all(B > 0) and self.n * self.m <= WITHIN_MAX:
+                z = b1.X[:, 0]
+                means = (self._R.T @ sp.csc_matrix((z, (np.arange(self.n), b1.codes)),
+                                                   shape=(self.n, self.l1))).toarray() / B
+                P = self._R.toarray() - z[:, None] * means.T[b1.codes]
+                self._within = P.T @ P
+        return self._within
 
     def make_factor(self, L1, L21, L22, Ts):
         """A :class:`Factor` of this model (the solvers' common result)."""

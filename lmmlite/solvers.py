@@ -27,6 +27,8 @@ from .errors import LmmError
 SOLVERS = ("auto", "dense", "blocked", "pairs")
 DENSE_MAX = 250_000        # dense R'Z_1 up to this many entries (m x levels_1 x p_1)
 PAIRS_MAX = 60_000_000     # pair structure up to this many index pairs
+CANCEL = 1e4               # θ²B_l from which R'R - R'Z_1 Λ_1 (..)^{-1} Λ_1'Z_1'R cancels
+WITHIN_MAX = 5_000_000     # rows x columns of [Z_2.. X y] for the cancellation-free form
 
 
 def _chol_inplace(S):
@@ -108,15 +110,39 @@ class DenseSolver:
             Wb = T1 @ np.swapaxes(np.linalg.inv(L1), 1, 2)          # T1 L_l^{-T}
             A = np.matmul(self.RtZ1.transpose(1, 0, 2), Wb)          # (l, m, p1)
             A = A.transpose(1, 0, 2).reshape(dev.m, -1)
-        if dev.q_rest:
-            Lr = self._lambda_rest(Ts)
-            A = Lr.T @ A
+        core = self._core_without_cancellation(T1[0, 0]) if dev.p1 == 1 else None
+        Lr = self._lambda_rest(Ts) if dev.q_rest else None
+        if core is not None:
+            S = core if Lr is None else Lr.T @ core @ Lr
+        elif Lr is not None:
             S = Lr.T @ dev.RtR @ Lr
         else:
             S = dev.RtR.copy()
+        if Lr is not None:
+            A = Lr.T @ A
         S[np.arange(dev.q_rest), np.arange(dev.q_rest)] += 1.0
-        S -= A @ A.T
+        if core is None:
+            S -= A @ A.T
         return dev.make_factor(L1, A, np.linalg.cholesky(S), Ts)
+
+    def _core_without_cancellation(self, t):
+        """R'R - R'Z_1 Λ_1 (Λ_1'Z_1'Z_1Λ_1 + I)^{-1} Λ_1'Z_1'R for a scalar term 1 at large θ.
+
+        With B_l = z_l'z_l and s_l = R_l'z_l per level, t²/(1 + t²B_l) =
+        1/B_l - 1/(B_l(1 + t²B_l)), so the matrix is W + Σ_l s_l s_l'/(B_l(1 + t²B_l))
+        with W = Σ_l (R_l - z_l s_l'/B_l)'(R_l - z_l s_l'/B_l), the scatter of R within
+        the levels, summed once from the rows.  Both terms are sums of positive parts:
+        nothing cancels, where R'R minus the second form loses log10(t²B_l) digits
+        (e.g. log|R_X| of the intercept at θ ~ 1e6).  None while t²B_l < 1e4.
+        """
+        B = self.dev.B1[:, 0, 0]
+        if t * t * B.max() < CANCEL:
+            return None
+        W = self.dev.within_scatter()
+        if W is None:
+            return None
+        C = self.RtZ1[:, :, 0]
+        return W + (C / (B * (1.0 + t * t * B))) @ C.T
 
 
 class BlockedSolver:
