@@ -2,7 +2,9 @@
 
 Every problem with a user's input is reported as an :class:`LmmError` (a
 ``ValueError``) whose message names the problem and, where possible, what to
-do about it -- never as a bare numpy traceback.
+do about it -- never as a bare numpy traceback.  Doubtful results are
+warnings (:class:`ConvergenceWarning`, :class:`SingularFitWarning`); notes
+that lme4 gives with R's ``message()`` go through :func:`message`.
 """
 
 import logging

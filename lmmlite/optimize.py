@@ -14,10 +14,15 @@ Optimizers (``lmer(..., optimizer=)``):
 * ``"lbfgsb"`` (the default without nlopt): pure scipy, L-BFGS-B with
   central-difference gradients, then the same restarts and Newton steps.
 
+:func:`optimize_theta` is the one entry point: lmer, the profiles of
+confint and the bootstrap refits all call it (with ``checks=False`` and
+optional upper bounds for the last two).
+
 Afterwards, lme4's checks: ``isSingular`` (a bounded θ within 1e-4 of its
 bound) and ``checkConv`` (the scaled gradient and the Hessian at the optimum).
 """
 
+import contextlib
 from dataclasses import dataclass
 import warnings
 
@@ -242,7 +247,6 @@ def blas_single_thread():
     them and can be many times slower when the cores are busy.  The library
     scan is done once per process.
     """
-    import contextlib
     try:
         from threadpoolctl import ThreadpoolController
     except ImportError:
