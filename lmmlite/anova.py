@@ -19,7 +19,7 @@ import pandas as pd
 from scipy import stats
 
 from . import printing as P
-from .design import model_matrix
+from .design import term_matrix
 from .errors import LmmError, message
 from .fit import FitBase
 from .inference import contestMD
@@ -200,17 +200,7 @@ def _same_data(a, b):
 # single-model F tables (lmerTest)
 def _term_columns(fit):
     """Map each fixed-effects term label to the indices of its (kept) X columns."""
-    spec = fit.spec
-    names = list(fit.fixef.index)
-    pos = {n: i for i, n in enumerate(names)}
-    out = {}
-    ncol = 1 if spec.intercept else 0
-    for k, term in enumerate(spec.terms):
-        _, nm = model_matrix(spec.intercept, spec.terms[:k + 1], fit.frame)
-        cols = nm[ncol:]
-        ncol = len(nm)
-        out[":".join(term)] = [pos[c] for c in cols if c in pos]
-    return out
+    return fit.design.term_columns()
 
 
 def _doolittle(x, eps=1e-6):
@@ -230,7 +220,7 @@ def _doolittle(x, eps=1e-6):
 
 def contrasts_type1(fit):
     """Sequential (type I) hypotheses: rows of the Doolittle factor of X'X per term."""
-    X = fit.devfun.X
+    X = fit.design.X
     p = X.shape[1]
     L = np.eye(1) if p == 1 else _doolittle(X.T @ X)[0].T
     cols = _term_columns(fit)
@@ -246,7 +236,7 @@ def contrasts_type3(fit):
     it (same numeric variables, more factors), highest order first.
     """
     spec = fit.spec
-    X = fit.devfun.X
+    X = fit.design.X
     terms = [":".join(t) for t in spec.terms]
     if X.shape[1] <= 1 or len(terms) <= 1:
         return contrasts_type1(fit)
@@ -256,7 +246,7 @@ def contrasts_type3(fit):
         rd_cols.append(np.ones((frame.nobs, 1)))
         rd_names.append("(Intercept)")
     for t in spec.terms:
-        M, nm = model_matrix(False, [t], frame)
+        M, nm, _, _ = term_matrix(False, [t], frame, fit.design.contrasts_arg)
         rd_cols.append(M)
         rd_names += nm
     rdX = np.hstack(rd_cols)

@@ -60,10 +60,11 @@ class _Profiler:
         self.dev = Deviance(ml.devfun.blocks, ml.devfun.X, ml.devfun.y, REML=False)
         self.cov = ml.covariance
         self.method = _exact_method(fit)
-        self.base = ml.deviance
         self.n = self.dev.n
         self.vp = self.cov.sdcor(ml.theta, ml.sigma)
         self.lower, self.upper = self.cov.sdcor_bounds()
+        # the minimum of the same function (for weighted fits, ml.deviance adds -Σ log w)
+        self.base = self.dev_vp(self.vp)
         self.beta = ml.fixef.to_numpy()
         self.se = np.sqrt(np.diag(ml.vcov.to_numpy()))
 
@@ -211,17 +212,16 @@ def bootstrap(fit, nsim=500, seed=None, progress=True):
 
 
 def _lm_ci(fit, parm, level):
-    """R's ``confint.lm``: β̂ ± t_{df, 1-α/2} se(β̂); NA for aliased coefficients."""
-    coefs = fit.coef()
-    names = list(coefs.index) if parm is None else ([parm] if isinstance(parm, str) else list(parm))
-    bad = [p for p in names if p not in coefs.index]
+    """R's ``confint.lm`` (the fit's own method), restricted to ``parm``."""
+    ci = fit.confint(level=level)
+    if parm is None:
+        return ci
+    names = [parm] if isinstance(parm, str) else list(parm)
+    bad = [p for p in names if p not in ci.index]
     if bad:
         raise LmmError(f"unknown parameter(s) {', '.join(map(str, bad))}; "
-                       f"choose from {', '.join(coefs.index)}")
-    t = stats.t.ppf(1 - (1 - level) / 2, fit.df_residual)
-    se = pd.Series(np.sqrt(np.diag(fit.vcov.to_numpy())), index=fit.vcov.index).reindex(coefs.index)
-    rows = [[coefs[nm] - t * se[nm], coefs[nm] + t * se[nm]] for nm in names]
-    return pd.DataFrame(rows, index=names, columns=_perc_names(level))
+                       f"choose from {', '.join(ci.index)}")
+    return ci.loc[names]
 
 
 def _perc(t, level):

@@ -29,7 +29,15 @@ import scipy.sparse as sp
 from .covariance import CovarianceParameters
 from .solvers import SOLVERS, WITHIN_MAX, Factor, choose_solver
 
-__all__ = ["Deviance", "Factor", "SOLVERS"]
+__all__ = ["Deviance", "Factor", "SOLVERS", "Zb"]
+
+
+def Zb(blocks, bs, start=None):
+    """Σ_k Z_k b_k (added to ``start``): b_k a (levels x p) array per term, Z_k never formed."""
+    out = np.zeros(len(blocks[0].codes)) if start is None else start
+    for blk, bk in zip(blocks, bs):
+        out += np.einsum("ij,ij->i", blk.X, bk[blk.codes])
+    return out
 
 
 def _dense(x):
@@ -175,10 +183,7 @@ class Deviance:
 
     def Zb(self, bs, start=None):
         """Z b (added to ``start``) for random effects given per term as (levels x p) arrays."""
-        out = np.zeros(self.n) if start is None else start
-        for blk, bk in zip(self.blocks, bs):
-            out += np.einsum("ij,ij->i", blk.X, bk[blk.codes])
-        return out
+        return Zb(self.blocks, bs, start)
 
     def criterion(self, fac, REML=None):
         """The profiled deviance from a factor (eq. 34 for ML, 41 for REML)."""
