@@ -12,6 +12,7 @@ from .lm import lm
 from .lmer import lmer
 from .anova import anova
 from .confint import confint
+from .design import model_matrix
 
 __version__ = "0.1.0"
 
@@ -42,6 +43,7 @@ def VarCorr(fit):
     return fit.varcorr()
 
 
+<<<<<<< HEAD
 def sigma(fit):
     """Residual standard deviation (R's ``sigma``)."""
     return fit.sigma
@@ -95,4 +97,7 @@ def isSingular(fit):
 __all__ = ["lm", "lmer", "anova", "confint", "fixef", "ranef", "coef", "vcov", "VarCorr",
            "sigma", "nobs", "logLik", "AIC", "BIC", "deviance", "df_residual", "fitted",
            "residuals", "isSingular", "load", "datasets",
+=======
+__all__ = ["lm", "lmer", "anova", "confint", "model_matrix", "fixef", "ranef", "coef", "VarCorr", "load", "datasets",
+>>>>>>> main
            "LmmError", "FormulaError", "ConvergenceWarning", "SingularFitWarning"]

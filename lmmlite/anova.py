@@ -199,7 +199,7 @@ def _same_data(a, b):
 # --------------------------------------------------------------------------
 # single-model F tables (lmerTest)
 def _term_columns(fit):
-    """Map each fixed-effects term label to the indices of its (kept) X columns."""
+    """Map each fixed-effects term label to the indices of its (kept) X columns (R's assign)."""
     return fit.design.term_columns()
 
 
@@ -246,7 +246,7 @@ def contrasts_type3(fit):
         rd_cols.append(np.ones((frame.nobs, 1)))
         rd_names.append("(Intercept)")
     for t in spec.terms:
-        M, nm, _, _ = term_matrix(False, [t], frame, fit.design.contrasts_arg)
+        M, nm, _, _ = term_matrix(False, [t], frame)
         rd_cols.append(M)
         rd_names += nm
     rdX = np.hstack(rd_cols)

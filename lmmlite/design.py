@@ -94,7 +94,9 @@ def _variable_columns(label, value, how, contrasts):
             kind = None
         else:
             kind = value.contrasts or contrasts.get(label) or default_contrasts(value)
-            C, names = contrast_matrix(kind, levels)
+            # C(f, contr.treatment) calls contr.treatment(k): columns named 2..k
+            C, names = contrast_matrix(kind, range(1, len(levels) + 1) if value.from_call
+                                       else levels)
         cols = np.where((codes >= 0)[:, None], C[np.maximum(codes, 0)], np.nan)
         return [cols[:, j] for j in range(cols.shape[1])], [label + n for n in names], kind
     if isinstance(value, Matrix):

@@ -162,7 +162,10 @@ class _Parser:
             prec, right_assoc = bind
             self.take()
             if self.peek()[0] is None:
-                self.error("the formula ends too early")
+                self.error("nothing to the right of '~'" if tok[1] == "~"
+                           else "the formula ends too early")
+            if tok[1] in ("|", "||") and self.peek()[1] == ")":
+                self.error(f"expected a grouping variable right of '{tok[1]}'")
             right = self.expr(prec if right_assoc else prec + 1)
             left = BinOp(tok[1], left, right, tok[2])
 
@@ -170,7 +173,7 @@ class _Parser:
         kind, value, pos = self.peek()
         if kind is None:
             self.error("the formula ends too early")
-        if kind == "op" and value in ("-", "+"):
+        if kind == "op" and value == "-":
             self.take()
             return Unary(value, self.expr(_UNARY), pos)
         if kind == "op" and value == "~":  # a one-sided formula, e.g. re_form="~0"
@@ -197,6 +200,13 @@ class _Parser:
         self.error(f"unexpected {value!r}")
 
     def call(self, func, pos):
+        depth = 0
+        for _, value, at in self.tokens[self.i:]:
+            depth += {"(": 1, ")": -1}.get(value, 0)
+            if depth == 0:
+                break
+        else:
+            raise FormulaError("unclosed parenthesis", self.text, self.peek()[2])
         self.take("(")
         args, kwargs = [], []
         while self.peek()[1] != ")":
@@ -476,7 +486,9 @@ class _FormulaReader:
             inner = self.groups(node.right)[0]
             # lme4 names the nested factor 'b:a' and lists it before 'a'
             return [tuple(reversed(inner)) + outer[0]] + outer
-        self.error("expected a grouping variable right of '|', e.g. (1 | g) or (1 | a/b)", node)
+        found = f"unexpected '{node.op}' right of '|': " if isinstance(node, BinOp) else ""
+        self.error(f"{found}expected a grouping variable right of '|', e.g. (1 | g) or "
+                   "(1 | a/b)", node)
 
 
 def _is_bar(node):
@@ -514,6 +526,8 @@ def parse_formula(formula, one_sided=False):
                                formula, tree.pos)
         response, rhs = None, tree.operand
     elif isinstance(tree, BinOp) and tree.op == "~":
+        if isinstance(tree.left, BinOp) and tree.left.op == "~":
+            raise FormulaError("unexpected '~': a formula has one '~'", formula, tree.pos)
         if not isinstance(tree.left, (Name, Call, Paren)):
             reader.error("the response must be a variable or a call such as log(y)", tree.left)
         response, rhs = reader.variable(tree.left), tree.right

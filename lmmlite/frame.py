@@ -45,7 +45,8 @@ def _missing(value):
 
 def _take(value, rows):
     if isinstance(value, Factor):
-        return Factor(value.values[rows], value.contrasts, value.ordered)
+        return Factor(value.values[rows], value.contrasts, value.ordered,
+                      from_call=value.from_call)
     if isinstance(value, Matrix):
         return Matrix(value.values[rows], value.colnames)
     return value[rows]
@@ -110,7 +111,7 @@ def model_frame(spec, data, weights=None, offset=None, drop_unused_levels=True):
         if isinstance(value, Factor):
             if drop_unused_levels:
                 value = Factor(value.values.remove_unused_categories(), value.contrasts,
-                               value.ordered)
+                               value.ordered, from_call=value.from_call)
             ev.state[label] = Levels(list(value.values.categories), value.ordered)
         else:
             x = value.values if isinstance(value, Matrix) else value

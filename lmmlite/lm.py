@@ -24,6 +24,8 @@ class LmFit(FitBase):
     NA for the aliased ones; ``fixef`` only the estimable ones.
     """
 
+    _offset_arg = None      # the offset= argument, which predict.lm reads from newdata
+
     def __init__(self, formula, data, data_name="data", weights=None, offset=None,
                  contrasts=None):
         spec = parse_formula(formula)
@@ -144,5 +146,7 @@ def lm(formula, data, weights=None, offset=None, contrasts=None):
     as R's arguments of the same names.
     """
     from .lmer import _data_name
-    return LmFit(formula, data, data_name=_data_name(data), weights=weights, offset=offset,
-                 contrasts=contrasts)
+    fit = LmFit(formula, data, data_name=_data_name(data), weights=weights, offset=offset,
+                contrasts=contrasts)
+    fit._offset_arg = offset
+    return fit

@@ -46,6 +46,7 @@ class Factor:
 
     values: pd.Categorical
     contrasts: str = None       # set by C(); None: R's default for the factor
+    from_call: bool = False     # contrasts set by C(): treatment columns are named 2..k
     ordered: bool = False
     new_levels: list = None     # on new data: values that are not training levels
 
@@ -324,4 +325,6 @@ class Evaluator:
         x = self.eval(node.args[0])
         series = pd.Series(x.values) if isinstance(x, Factor) else (
             x if isinstance(x, pd.Series) else pd.Series(np.asarray(x)))
-        return self._factor(label, series, contrasts=name)
+        fac = self._factor(label, series, contrasts=name)
+        fac.from_call = True
+        return fac
