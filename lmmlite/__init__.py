@@ -43,7 +43,6 @@ def VarCorr(fit):
     return fit.varcorr()
 
 
-<<<<<<< HEAD
 def sigma(fit):
     """Residual standard deviation (R's ``sigma``)."""
     return fit.sigma
@@ -96,8 +95,5 @@ def isSingular(fit):
 
 __all__ = ["lm", "lmer", "anova", "confint", "fixef", "ranef", "coef", "vcov", "VarCorr",
            "sigma", "nobs", "logLik", "AIC", "BIC", "deviance", "df_residual", "fitted",
-           "residuals", "isSingular", "load", "datasets",
-=======
-__all__ = ["lm", "lmer", "anova", "confint", "model_matrix", "fixef", "ranef", "coef", "VarCorr", "load", "datasets",
->>>>>>> main
+           "residuals", "isSingular", "model_matrix", "load", "datasets",
            "LmmError", "FormulaError", "ConvergenceWarning", "SingularFitWarning"]

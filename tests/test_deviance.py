@@ -7,9 +7,8 @@ import scipy.sparse as sp
 
 import simdata
 from lmmlite.deviance import Deviance
-from lmmlite.design import model_matrix, random_blocks
+from lmmlite.design import build_design
 from lmmlite.formula import parse_formula
-from lmmlite.frame import model_frame
 
 CASES = [
     ("crossed", "y ~ x + (x | clinic) + (1 | doctor)"),
@@ -21,11 +20,8 @@ CASES = [
 
 
 def _build(dataset, formula, REML, mode):
-    spec = parse_formula(formula)
-    frame = model_frame(spec, getattr(simdata, dataset)())
-    X, _ = model_matrix(spec.intercept, spec.terms, frame)
-    blocks = random_blocks(spec, frame)
-    dev = Deviance(blocks, X, frame.columns[spec.response], REML=REML, solver=mode)
+    design = build_design(parse_formula(formula), getattr(simdata, dataset)())
+    dev = Deviance(design.blocks, design.X, design.y, REML=REML, solver=mode)
     assert mode == "auto" or dev.solver.name == mode
     return dev
 
