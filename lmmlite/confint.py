@@ -1,4 +1,4 @@
-"""Confidence intervals for an lmer fit, as lme4's ``confint.merMod``.
+"""Confidence intervals for an lmer fit, as lme4's ``confint.merMod`` (and R's ``confint.lm``).
 
 Rows ``.sig01, .sig02, ..., .sigma`` (the random-effects standard deviations
 and correlations, term by term, each term's lower triangle column by column:

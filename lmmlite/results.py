@@ -134,6 +134,11 @@ class LmerFit(FitBase):
         return self.devfun
 
     @property
+    def b_blocks(self):
+        """The conditional modes b̂ = Λû, one (levels x p) array per random term (lme4's order)."""
+        return self._b
+
+    @property
     def df_residual(self):
         """lme4's ``df.residual``: nobs - npar."""
         return self.nobs - self.npar
