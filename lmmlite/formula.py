@@ -32,6 +32,12 @@ import re
 from .errors import FormulaError
 
 
+# the functions a formula may call (evaluated in transforms.py)
+FUNCTIONS = ("abs", "ceiling", "cos", "exp", "expm1", "floor", "log", "log10", "log1p",
+             "log2", "sin", "sqrt", "tan", "I", "scale", "poly", "factor", "as.factor",
+             "ordered", "C", "offset")
+
+
 # -- the expression tree ---------------------------------------------------------------
 @dataclass(frozen=True)
 class Name:
@@ -390,11 +396,25 @@ class _FormulaReader:
         raise FormulaError(message, self.text, node.pos)
 
     def variable(self, node):
+        self.check_calls(node)
         label = deparse_node(node)
         self.nodes.setdefault(label, node)
         if label not in self.order:
             self.order.append(label)
         return label
+
+    def check_calls(self, node):
+        """Every function called must be one lmmlite evaluates."""
+        if isinstance(node, Call):
+            if node.func not in FUNCTIONS:
+                self.error(f"function '{node.func}' is not supported in formulas; supported: "
+                           + ", ".join(FUNCTIONS), node)
+            for arg in node.args + tuple(v for _, v in node.kwargs):
+                if not (node.func == "C" and isinstance(arg, Name)):
+                    self.check_calls(arg)
+        for child in ("left", "right", "operand", "inner"):
+            if hasattr(node, child):
+                self.check_calls(getattr(node, child))
 
     def read(self, node, top=True):
         """The terms of a (sub-)formula; bar terms are collected when ``top``."""

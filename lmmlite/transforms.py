@@ -19,7 +19,7 @@ import numpy as np
 import pandas as pd
 
 from .errors import LmmError
-from .formula import BinOp, Call, Name, Num, Paren, Str, Unary, deparse_node
+from .formula import FUNCTIONS, BinOp, Call, Name, Num, Paren, Str, Unary, deparse_node
 
 CONTRASTS = ("contr.treatment", "contr.sum", "contr.helmert", "contr.poly")
 
@@ -46,9 +46,9 @@ class Factor:
 
     values: pd.Categorical
     contrasts: str = None       # set by C(); None: R's default for the factor
-    from_call: bool = False     # contrasts set by C(): treatment columns are named 2..k
     ordered: bool = False
     new_levels: list = None     # on new data: values that are not training levels
+    from_call: bool = False     # contrasts set by C(): treatment columns are named 2..k
 
 
 def level_label(value):
@@ -82,9 +82,11 @@ def make_factor(series, levels=None, ordered=None):
             cat = pd.Categorical(series)
             return Factor(cat, ordered=bool(cat.ordered) if ordered is None else ordered)
         levels = _sorted_levels(series.dropna().unique())
-    cat = pd.Categorical(series, categories=levels,
-                         ordered=bool(ordered) or getattr(series.dtype, "ordered", False))
-    return Factor(cat, ordered=bool(cat.ordered))
+    is_ordered = bool(ordered) or bool(getattr(series.dtype, "ordered", False))
+    values = series.astype(object) if isinstance(series.dtype, pd.CategoricalDtype) else series
+    codes = pd.Index(levels, dtype=object).get_indexer(values.to_numpy(dtype=object))
+    cat = pd.Categorical.from_codes(codes, categories=levels, ordered=is_ordered)
+    return Factor(cat, ordered=is_ordered)
 
 
 def is_factor_like(series):
@@ -132,8 +134,8 @@ _ARITH = {"+": np.add, "-": np.subtract, "*": np.multiply, "/": np.divide, "^": 
           "%%": np.mod, "%/%": np.floor_divide, "==": np.equal, "!=": np.not_equal,
           "<": np.less, ">": np.greater, "<=": np.less_equal, ">=": np.greater_equal}
 _CONSTANTS = {"pi": np.pi, "TRUE": True, "FALSE": False, "T": True, "F": False}
-SUPPORTED = sorted(_MATH) + ["I", "scale", "poly", "factor", "as.factor", "ordered", "C",
-                             "offset"]
+assert set(_MATH) | {"I", "scale", "poly", "factor", "as.factor", "ordered", "C",
+                     "offset"} == set(FUNCTIONS)
 
 
 class Evaluator:
@@ -268,8 +270,7 @@ class Evaluator:
             return self._factor(label, series, ordered=f == "ordered")
         if f == "C":
             return self._contrast_call(node, label)
-        raise LmmError(f"function '{f}' is not supported in formulas ({label}); supported: "
-                       + ", ".join(SUPPORTED))
+        raise LmmError(f"function '{f}' is not supported in formulas ({label})")
 
     def _kwarg(self, node, name, position, default):
         for k, v in node.kwargs:
