@@ -10,12 +10,19 @@ from scipy import stats
 
 from .design import build_design
 from .errors import LmmError
+from .fit import FitBase
 from .formula import parse_formula
 from .lm_predict import confint_lm, predict_lm
+from .summary import LmSummary, format_lm_short
 
 
-class LmFit:
-    """A fitted linear model (R's ``lm``), by (weighted) least squares."""
+class LmFit(FitBase):
+    """A fitted linear model (R's ``lm``), by (weighted) least squares; the shared
+    names are in fit.py.
+
+    ``coefficients`` (R's ``coef``) has every column of the model matrix,
+    NA for the aliased ones; ``fixef`` only the estimable ones.
+    """
 
     _offset_arg = None      # the offset= argument, which predict.lm reads from newdata
 
@@ -63,10 +70,26 @@ class LmFit:
         self.aic = -2 * self.loglik + 2 * self.npar
         self.bic = -2 * self.loglik + np.log(n) * self.npar
 
+    @property
+    def fixef(self):
+        """The estimable coefficients (those of ``vcov``)."""
+        return self.coefficients[list(self.vcov.index)]
+
+    def coef(self):
+        """R's ``coef(lm)``: every coefficient, NA where aliased."""
+        return self.coefficients
+
+    @property
+    def deviance(self):
+        """R's ``deviance(lm)``: the residual sum of squares."""
+        return self.rss
+
     def fitted(self):
+        """Fitted values, indexed as the rows used."""
         return pd.Series(self._fitted, index=self.frame.row_index)
 
     def residuals(self):
+        """Response minus fitted values, indexed as the rows used."""
         return pd.Series(self._resid, index=self.frame.row_index)
 
     def predict(self, newdata=None, interval=None, level=0.95):
@@ -108,11 +131,10 @@ class LmFit:
         return r2, adj, f, numdf
 
     def summary(self):
-        from .summary import LmSummary
+        """R's ``summary.lm``."""
         return LmSummary(self)
 
     def __repr__(self):
-        from .summary import format_lm_short
         return format_lm_short(self)
 
 

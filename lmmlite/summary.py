@@ -10,6 +10,8 @@ import pandas as pd
 from scipy import stats
 
 from . import printing as P
+from .errors import LmmError
+from .inference import fixef_ddf
 
 DIGITS = 4  # max(3, getOption("digits") - 3) with R's default digits = 7
 
@@ -63,14 +65,7 @@ def _aic_block(fit, digits=1):
 
 
 def _varcorr_rows(fit):
-    rows = []
-    for name, cnames, S in fit.cov_matrices():
-        sd = np.sqrt(np.diag(S))
-        for i, cn in enumerate(cnames):
-            corr = [S[i, j] / (sd[i] * sd[j]) if sd[i] * sd[j] > 0 else np.nan for j in range(i)]
-            rows.append({"group": name, "name": cn, "variance": S[i, i], "sd": sd[i], "corr": corr})
-    rows.append({"group": "Residual", "name": "", "variance": fit.sigma ** 2, "sd": fit.sigma})
-    return rows
+    return fit.covariance.summary_rows(fit.theta, fit.sigma)
 
 
 def _groups_line(fit):
@@ -89,7 +84,7 @@ class LmerSummary:
 
     def __init__(self, fit, ddf=None):
         if ddf not in (None, "Satterthwaite", "Kenward-Roger", "lme4"):
-            raise ValueError("ddf must be None, 'Satterthwaite', 'Kenward-Roger' or 'lme4'")
+            raise LmmError(f"ddf must be None, 'Satterthwaite', 'Kenward-Roger' or 'lme4', not {ddf!r}")
         self.fit = fit
         self.ddf = None if ddf == "lme4" else ddf
         est = fit.fixef
@@ -98,7 +93,6 @@ class LmerSummary:
         if self.ddf is None:
             table["t value"] = est / se
         else:
-            from .inference import fixef_ddf
             df, se_adj = fixef_ddf(fit, self.ddf)
             table["Std. Error"] = se_adj
             table["df"] = df
@@ -188,8 +182,8 @@ class LmSummary:
         out.append("")
         out.append(f"Residual standard error: {_cat_num(float(_g(fit.sigma, d)))} "
                    f"on {rdf} degrees of freedom")
-        if fit.frame.n_dropped:
-            out.append(f"  ({fit.frame.n_dropped} observation{'s' if fit.frame.n_dropped > 1 else ''} "
+        if fit.n_dropped:
+            out.append(f"  ({fit.n_dropped} observation{'s' if fit.n_dropped > 1 else ''} "
                        "deleted due to missingness)")
         r2, adj, f, numdf = fit.r_squared()
         if np.isfinite(f):
