@@ -22,6 +22,7 @@ from dataclasses import dataclass
 import warnings
 
 import numpy as np
+import scipy.linalg as sla
 from scipy.optimize import minimize
 
 from .errors import ConvergenceWarning
@@ -124,6 +125,57 @@ def _polish(f, theta, lower, fval):
     return theta, fval, False
 
 
+def _exact_newton(fun, grad_hess, theta, lower, fval):
+    """The last stage: solve ∇d(θ) = 0 on the free coordinates by Newton's method
+    with the exact gradient and Hessian (``grad_hess``, e.g. Deviance.grad_hess).
+
+    Function values near the optimum are flat to round-off (d changes by ~1e-13
+    when θ moves by ~1e-7 on a weakly determined surface), so a minimizer of
+    function values stops anywhere in that flat region, depending on round-off
+    and hence on row order or BLAS.  The score equations have a well-defined root:
+    Newton steps with exact derivatives reach it to ~1e-12 relative.  A step is
+    taken only while H is positive definite, the step stays inside the bounds and
+    d does not rise above round-off; otherwise θ is returned unchanged.
+    Returns θ, d(θ) and the (θ, g, H) of the last derivatives, or None.
+    """
+    derivs = None
+    free = ~_at_bound(theta, lower)
+    if not free.any():
+        return theta, fval, None
+    tol = 1e-10 * (1 + abs(fval))  # a rise in d this small is round-off, not a worse point
+    for _ in range(30):
+        try:
+            out = grad_hess(theta)
+        except np.linalg.LinAlgError:
+            return theta, fval, derivs
+        if out is None:
+            return theta, fval, derivs
+        g, H = out[0][free], out[1][np.ix_(free, free)]
+        if not (np.all(np.isfinite(g)) and np.all(np.isfinite(H))):
+            return theta, fval, derivs
+        derivs = (theta.copy(), g, H)
+        try:
+            step = sla.cho_solve(sla.cho_factor(H, lower=True), g)
+        except np.linalg.LinAlgError:
+            return theta, fval, derivs    # not a minimum in the free coordinates
+        cand = theta.copy()
+        cand[free] -= step
+        if np.any(cand < lower):
+            return theta, fval, derivs
+        fc = fun(cand)
+        if not fc <= fval + tol:
+            return theta, fval, derivs
+        theta, fval = cand, fc
+        if np.max(np.abs(step) / (1e-3 + np.abs(cand[free]))) < 1e-13:
+            break
+    try:  # the derivatives at the returned θ, for the convergence check
+        out = grad_hess(theta)
+        derivs = (theta.copy(), out[0][free], out[1][np.ix_(free, free)])
+    except np.linalg.LinAlgError:
+        pass
+    return theta, fval, derivs
+
+
 def _escape_boundary(f, theta, lower, fval, below=None):
     """Probe into the interior from components at or near their bound.
 
@@ -205,8 +257,9 @@ def _lbfgsb(fun, theta0, lower):
     return fun.best_x, fun.best_f
 
 
-def _to_exact_optimum(fun, local, theta, fval, lower, below=None):
-    """Restart off the boundary while that lowers d, then polish with Newton steps."""
+def _to_exact_optimum(fun, local, theta, fval, lower, below=None, grad_hess=None):
+    """Restart off the boundary while that lowers d, polish with Newton steps, and
+    finish with exact-derivative Newton steps when ``grad_hess`` is given."""
     for _ in range(4):
         start = _escape_boundary(fun, theta, lower, fval, below)
         if start is None:
@@ -219,6 +272,10 @@ def _to_exact_optimum(fun, local, theta, fval, lower, below=None):
         # Hessian make no progress; a gradient method from there finishes the job
         _lbfgsb(fun, theta, lower)
         theta, fval, _ = _polish(fun, fun.best_x, lower, fun.best_f)
+    if grad_hess is not None:
+        theta, fval, derivs = _exact_newton(fun, grad_hess, theta, lower, fval)
+        if derivs is not None:
+            fun.derivs = derivs
     # tiny bounded values are set to the bound exactly
     near = np.isfinite(lower) & (theta < lower + 1e-9)
     if near.any():
@@ -257,7 +314,10 @@ def optimize_theta(f, theta0, lower, method="auto"):
 
     ``"nloptwrap"`` stops where lme4 stops; ``"bobyqa"`` and ``"lbfgsb"`` go on to
     the exact optimum (off-boundary restarts and Newton polish); ``"auto"`` is
-    ``"bobyqa"`` when nlopt is installed, else ``"lbfgsb"``.
+    ``"bobyqa"`` when nlopt is installed, else ``"lbfgsb"``.  When ``f`` has a
+    method ``grad_hess(θ)`` returning the exact gradient and Hessian (or None),
+    the last stage of ``"bobyqa"`` and ``"lbfgsb"`` solves the score equations
+    with it, so that θ does not depend on round-off in ``f``.
     """
     if method not in OPTIMIZERS:
         raise ValueError(f"unknown optimizer {method!r}: use one of {', '.join(OPTIMIZERS)}")
@@ -275,7 +335,8 @@ def optimize_theta(f, theta0, lower, method="auto"):
                        "(the model matrices are numerically degenerate); check the data "
                        "for constant or duplicated columns")
     if method != "nloptwrap":
-        theta, fval = _to_exact_optimum(fun, local, theta, fval, lower, getattr(f, "below", None))
+        theta, fval = _to_exact_optimum(fun, local, theta, fval, lower, getattr(f, "below", None),
+                                        getattr(f, "grad_hess", None))
     return _finish(fun, theta, fval, lower, method, fun)
 
 
