@@ -188,6 +188,50 @@ class Grouped:
                 break
         return theta
 
+    def satterthwaite(self, theta):
+        """lmerTest's Satterthwaite df of each fixed effect at the REML optimum θ.
+
+        φ = (θ, σ) with σ explicit: d(φ) = Σ log|A_g| + log|X'V⁻¹X| + r²(θ)/σ²
+        + ν log(2πσ²); A = 2 H⁻¹ (H the Hessian of d in φ) and, for the unit
+        contrast of coefficient j, ν_j = 2 C_jj² / (g'Ag), g_i = ∂C_jj/∂φ_i,
+        C = σ² T (X'V⁻¹X)⁻¹ T'.  Derivatives by complex step (exact) in θ, and
+        central differences of complex-step gradients for H.
+        """
+        theta = np.asarray(theta, float)
+        _, _, _, r2, _, _ = self.parts(theta)
+        nu = self.N - 2
+        phi = np.r_[theta, np.sqrt(r2.real / nu)]
+
+        def dev(ph):
+            _, XVX, _, r2, logdet, _ = self.parts(ph[:-1])
+            s2 = ph[-1] ** 2
+            return logdet + np.log(np.linalg.det(XVX)) + r2 / s2 + nu * np.log(2 * np.pi * s2)
+
+        def cov(ph):
+            _, XVX, _, _, _, _ = self.parts(ph[:-1])
+            return ph[-1] ** 2 * self.T @ np.linalg.inv(XVX) @ self.T.T
+
+        def cstep(f, ph, i, h=1e-30):
+            z = ph.astype(complex)
+            z[i] += 1j * h
+            return np.imag(f(z)) / h
+
+        k = len(phi)
+        grad = lambda ph: np.array([cstep(dev, ph, i) for i in range(k)])  # noqa: E731
+        H = np.empty((k, k))
+        for i in range(k):
+            e = np.zeros(k)
+            e[i] = 1e-6 * max(abs(phi[i]), 1e-3)
+            H[:, i] = (grad(phi + e) - grad(phi - e)) / (2 * e[i])
+        A = 2 * np.linalg.inv(0.5 * (H + H.T))
+        C = cov(phi).real
+        dC = [cstep(cov, phi, i) for i in range(k)]
+        out = []
+        for j in range(2):
+            g = np.array([d[j, j] for d in dC])
+            out.append(2 * C[j, j] ** 2 / (g @ A @ g))
+        return np.array(out)
+
     def fit(self, theta):
         """Everything summary() prints, at θ (raw, uncentred coefficients)."""
         theta = np.asarray(theta, float)
