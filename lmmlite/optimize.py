@@ -27,6 +27,7 @@ from dataclasses import dataclass
 import warnings
 
 import numpy as np
+import scipy.linalg as sla
 from scipy.optimize import minimize
 
 from .errors import ConvergenceWarning, LmmError, MissingDependencyError
@@ -130,6 +131,57 @@ def _polish(f, theta, lower, fval, upper=None):
     return theta, fval, False
 
 
+def _exact_newton(fun, grad_hess, theta, lower, fval):
+    """The last stage: solve ∇d(θ) = 0 on the free coordinates by Newton's method
+    with the exact gradient and Hessian (``grad_hess``, e.g. Deviance.grad_hess).
+
+    Function values near the optimum are flat to round-off (d changes by ~1e-13
+    when θ moves by ~1e-7 on a weakly determined surface), so a minimizer of
+    function values stops anywhere in that flat region, depending on round-off
+    and hence on row order or BLAS.  The score equations have a well-defined root:
+    Newton steps with exact derivatives reach it to ~1e-12 relative.  A step is
+    taken only while H is positive definite, the step stays inside the bounds and
+    d does not rise above round-off; otherwise θ is returned unchanged.
+    Returns θ, d(θ) and the (θ, g, H) of the last derivatives, or None.
+    """
+    derivs = None
+    free = ~_at_bound(theta, lower)
+    if not free.any():
+        return theta, fval, None
+    tol = 1e-10 * (1 + abs(fval))  # a rise in d this small is round-off, not a worse point
+    for _ in range(30):
+        try:
+            out = grad_hess(theta)
+        except np.linalg.LinAlgError:
+            return theta, fval, derivs
+        if out is None:
+            return theta, fval, derivs
+        g, H = out[0][free], out[1][np.ix_(free, free)]
+        if not (np.all(np.isfinite(g)) and np.all(np.isfinite(H))):
+            return theta, fval, derivs
+        derivs = (theta.copy(), g, H)
+        try:
+            step = sla.cho_solve(sla.cho_factor(H, lower=True), g)
+        except np.linalg.LinAlgError:
+            return theta, fval, derivs    # not a minimum in the free coordinates
+        cand = theta.copy()
+        cand[free] -= step
+        if np.any(cand < lower):
+            return theta, fval, derivs
+        fc = fun(cand)
+        if not fc <= fval + tol:
+            return theta, fval, derivs
+        theta, fval = cand, fc
+        if np.max(np.abs(step) / (1e-3 + np.abs(cand[free]))) < 1e-13:
+            break
+    try:  # the derivatives at the returned θ, for the convergence check
+        out = grad_hess(theta)
+        derivs = (theta.copy(), out[0][free], out[1][np.ix_(free, free)])
+    except np.linalg.LinAlgError:
+        pass
+    return theta, fval, derivs
+
+
 def _escape_boundary(f, theta, lower, fval, below=None):
     """Probe into the interior from components at or near their bound.
 
@@ -212,8 +264,9 @@ def _lbfgsb(fun, theta0, lower, upper):
     return fun.best_x, fun.best_f
 
 
-def _to_exact_optimum(fun, local, theta, fval, lower, below=None, upper=None):
-    """Restart off the boundary while that lowers d, then polish with Newton steps."""
+def _to_exact_optimum(fun, local, theta, fval, lower, below=None, upper=None, grad_hess=None):
+    """Restart off the boundary while that lowers d, polish with Newton steps, and
+    finish with exact-derivative Newton steps when ``grad_hess`` is given."""
     upper = np.full(len(lower), np.inf) if upper is None else upper
     for _ in range(4):
         start = _escape_boundary(fun, theta, lower, fval, below)
@@ -227,6 +280,10 @@ def _to_exact_optimum(fun, local, theta, fval, lower, below=None, upper=None):
         # Hessian make no progress; a gradient method from there finishes the job
         _lbfgsb(fun, theta, lower, upper)
         theta, fval, _ = _polish(fun, fun.best_x, lower, fun.best_f, upper)
+    if grad_hess is not None and not np.isfinite(upper).any():
+        theta, fval, derivs = _exact_newton(fun, grad_hess, theta, lower, fval)
+        if derivs is not None:
+            fun.derivs = derivs
     # tiny bounded values are set to the bound exactly
     near = np.isfinite(lower) & (theta < lower + 1e-9)
     if near.any():
@@ -259,7 +316,8 @@ def blas_single_thread():
 OPTIMIZERS = ("auto", "bobyqa", "lbfgsb", "nloptwrap")
 
 
-def optimize_theta(f, theta0, lower, method="auto", upper=None, below=None, checks=True):
+def optimize_theta(f, theta0, lower, method="auto", upper=None, below=None, checks=True,
+                   grad_hess=None):
     """Minimize ``f`` from ``theta0`` under bounds: the one optimizer entry point.
 
     lmer, the profiles of confint and the bootstrap refits all call this, so
@@ -289,6 +347,10 @@ def optimize_theta(f, theta0, lower, method="auto", upper=None, below=None, chec
     Returns
     -------
     OptResult
+    grad_hess : callable, optional
+        θ -> (exact gradient, Hessian) or None; the last stage of ``"bobyqa"`` and
+        ``"lbfgsb"`` then solves the score equations with it, so that θ does not
+        depend on round-off in ``f``. Defaults to ``f.grad_hess`` when ``f`` has one.
     """
     if method not in OPTIMIZERS:
         raise LmmError(f"unknown optimizer {method!r}: use one of {', '.join(OPTIMIZERS)}")
@@ -311,7 +373,9 @@ def optimize_theta(f, theta0, lower, method="auto", upper=None, below=None, chec
                        "(the model matrices are numerically degenerate); check the data "
                        "for constant or duplicated columns")
     if method != "nloptwrap":
-        theta, fval = _to_exact_optimum(fun, local, theta, fval, lower, below, upper)
+        if grad_hess is None:
+            grad_hess = getattr(f, "grad_hess", None)
+        theta, fval = _to_exact_optimum(fun, local, theta, fval, lower, below, upper, grad_hess)
     if not checks:
         return OptResult(theta=theta, value=fval, nfev=fun.n, method=method, messages=[],
                          singular=bool(np.any(np.isfinite(lower) & (theta < lower + SINGULAR_TOL))))
