@@ -7,6 +7,8 @@ variances of b as σ̂² Λ (Λ'Z'ZΛ + I)^{-1} Λ' (lme4's condVar).
 """
 
 
+import dataclasses
+
 import numpy as np
 import pandas as pd
 
@@ -264,6 +266,13 @@ class LmerFit(FitBase):
 
     _weights_arg = None
     _offset_arg = None
+
+    def at_theta(self, theta):
+        """The same model evaluated at another θ (e.g. lme4's optimum): every
+        θ-derived quantity (β̂, σ̂, b̂, predictions) without re-optimizing, so that
+        comparisons are free of two optimizers' stopping points."""
+        opt = dataclasses.replace(self.opt, theta=np.asarray(theta, dtype=float))
+        return LmerFit(self.model, opt, self.data_name, self.data)
 
     def summary(self, ddf=None):
         """lme4's ``summary`` (lmerTest's with ``ddf="Satterthwaite"`` or ``"Kenward-Roger"``)."""
