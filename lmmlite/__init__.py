@@ -13,6 +13,12 @@ from .lmer import lmer
 from .anova import anova
 from .confint import confint
 from .design import model_matrix
+from .anova import drop1
+from .inference import contest
+from .lsmeans import difflsmeans, emmeans, ls_means
+from .r2 import icc, r2
+from .ranova import ranova
+from .simulate import pbmodcomp, simulate
 
 __version__ = "0.1.0"
 
@@ -96,4 +102,6 @@ def isSingular(fit):
 __all__ = ["lm", "lmer", "anova", "confint", "fixef", "ranef", "coef", "vcov", "VarCorr",
            "sigma", "nobs", "logLik", "AIC", "BIC", "deviance", "df_residual", "fitted",
            "residuals", "isSingular", "model_matrix", "load", "datasets",
+           "ranova", "drop1", "contest", "ls_means", "difflsmeans", "emmeans", "icc", "r2",
+           "simulate", "pbmodcomp",
            "LmmError", "FormulaError", "ConvergenceWarning", "SingularFitWarning"]

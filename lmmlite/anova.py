@@ -76,7 +76,7 @@ def anova(*models, refit=True, model_names=None, type="III", ddf="Satterthwaite"
         valid only for models with the same fixed effects.
     model_names : list of str, optional
         Row names; by default the caller's variable names of the models.
-    type : {"III", "I", 3, 1}
+    type : {"III", "II", "I", 3, 2, 1}
         Type of the F table of a single model.
     ddf : {"Satterthwaite", "Kenward-Roger"}
         Denominator df method of the F table of a single model.
@@ -227,6 +227,82 @@ def contrasts_type1(fit):
     return {t: L[c] for t, c in cols.items()}
 
 
+def containment(fit):
+    """contains(small, big): term ``big`` contains ``small`` (more factors, the same
+    numeric variables), lmerTest's term_contain."""
+    spec, frame = fit.spec, fit.frame
+    numeric = {v for t in spec.terms for v in t if not frame.is_factor(v)}
+    tvars = {":".join(t): set(t) for t in spec.terms}
+
+    def contains(small, big):
+        a, b = tvars[small], tvars[big]
+        return a < b and (a & numeric) == (b & numeric)
+    return contains
+
+
+def contrasts_marginal(fit):
+    """Each term's own coefficients (identity rows): the hypotheses of drop1."""
+    p = len(fit.fixef)
+    if p <= 1 or len(fit.spec.terms) <= 1:
+        return contrasts_type1(fit)
+    eye = np.eye(p)
+    return {t: eye[c] for t, c in _term_columns(fit).items()}
+
+
+def contrasts_type2(fit):
+    """Type II hypotheses per term, as lmerTest (SAS's type II).
+
+    A term not contained in another is tested on its own coefficients; for
+    the others, X's columns are reordered so the term and the terms containing
+    it come last, and the term's rows of the Doolittle factor of X'X (in the
+    original column order) are its hypothesis: adjusted for every term that
+    does not contain it.
+    """
+    cmap = _term_columns(fit)
+    terms = list(cmap)
+    if len(fit.fixef) <= 1 or len(terms) <= 1:
+        return contrasts_type1(fit)
+    contains = containment(fit)
+    X = fit.design.X
+    p = X.shape[1]
+    out = contrasts_marginal(fit)
+    for term in terms:
+        cont = [t for t in terms if contains(term, t)]
+        if not cont:
+            continue
+        last = list(cmap[term]) + [c for t in cont for c in cmap[t]]
+        order = [c for c in range(p) if c not in last] + last
+        Lc = _doolittle(X[:, order].T @ X[:, order])[0].T
+        rows = [k for k, c in enumerate(order) if c in cmap[term]]
+        L = np.zeros((len(rows), p))
+        L[:, order] = Lc[rows]
+        out[term] = L
+    return out
+
+
+def drop_scope(fit):
+    """The terms that can be dropped without breaking marginality (R's drop.scope)."""
+    terms = [set(t) for t in fit.spec.terms]
+    return [":".join(t) for t, a in zip(fit.spec.terms, terms)
+            if not any(a < b for b in terms)]
+
+
+def drop1(fit, ddf="Satterthwaite"):
+    """lmerTest's ``drop1``: an F test of each term that can be dropped.
+
+    Each marginal term (R's drop.scope) is tested on its own coefficients
+    (Satterthwaite's or Kenward-Roger's df); printed as lmerTest.
+    """
+    if not getattr(fit, "mixed", False):
+        raise LmmError("drop1() needs an lmer fit")
+    scope = drop_scope(fit)
+    Ls = contrasts_marginal(fit)
+    table = _ftable(fit, {t: Ls[t] for t in scope}, ddf)
+    method = "Satterthwaite's" if ddf == "Satterthwaite" else "Kenward-Roger's"
+    return AnovaTable(table, [f"Single term deletions using {method} method:", "", "Model:",
+                              fit.formula])
+
+
 def contrasts_type3(fit):
     """Type III hypotheses per term, as lmerTest for treatment-coded models.
 
@@ -240,6 +316,12 @@ def contrasts_type3(fit):
     terms = [":".join(t) for t in spec.terms]
     if X.shape[1] <= 1 or len(terms) <= 1:
         return contrasts_type1(fit)
+    if any(k != "contr.treatment" for k in fit.design.contrasts.values()):
+        # lmerTest: the hypotheses of the treatment-coded model, mapped to the
+        # model's own coding by pinv(X_treatment) X
+        tview = _TreatmentView(fit)
+        mapping = P.zapsmall(np.linalg.pinv(tview.design.X) @ X)
+        return {t: L @ mapping for t, L in contrasts_type3(tview).items()}
     frame = fit.frame
     rd_cols, rd_names = [], []
     if spec.intercept:
@@ -252,12 +334,7 @@ def contrasts_type3(fit):
     rdX = np.hstack(rd_cols)
     L = P.zapsmall((np.linalg.pinv(X) @ rdX).T)          # rows: rdX columns
     cmap = _term_columns(fit)
-    numeric = {v for t in spec.terms for v in t if not frame.is_factor(v)}
-    tvars = {":".join(t): set(t) for t in spec.terms}
-
-    def contains(small, big):
-        a, b = tvars[small], tvars[big]
-        return a < b and (a & numeric) == (b & numeric)
+    contains = containment(fit)
 
     order = sorted(range(len(terms)), key=lambda k: -len(spec.terms[k]))
     for k in order:
@@ -278,15 +355,46 @@ def contrasts_type3(fit):
     return out
 
 
+class _TreatmentView:
+    """The fit's fixed part coded with treatment contrasts for every factor (what
+    contrasts_type3 needs: spec, frame, design.X, design.term_columns(), fixef names)."""
+
+    def __init__(self, fit):
+        import dataclasses
+        from types import SimpleNamespace
+        from .transforms import Factor
+        frame = fit.frame
+        cols = {v: (dataclasses.replace(c, contrasts="contr.treatment", from_call=False)
+                    if isinstance(c, Factor) else c) for v, c in frame.columns.items()}
+        self.frame = dataclasses.replace(frame, columns=cols)
+        self.spec = fit.spec
+        X, names, assign, _ = term_matrix(fit.spec.intercept, fit.spec.terms, self.frame)
+        keep = list(fit.design.keep)
+        X, names, assign = X[:, keep], [names[k] for k in keep], [assign[k] for k in keep]
+        tc = {":".join(t): [i for i, a in enumerate(assign) if a == k + 1]
+              for k, t in enumerate(fit.spec.terms)}
+        self.design = SimpleNamespace(X=X, term_columns=lambda: tc, contrasts={})
+        self.fixef = pd.Series(np.zeros(len(names)), index=names)
+
+
 def single_anova(fit, type="III", ddf="Satterthwaite"):
     """lmerTest's ``anova(fit)``: one F test per fixed-effects term."""
     t = str(type).upper()
     if t in ("III", "3"):
         Ls, title = contrasts_type3(fit), "Type III"
+    elif t in ("II", "2"):
+        Ls, title = contrasts_type2(fit), "Type II"
     elif t in ("I", "1"):
         Ls, title = contrasts_type1(fit), "Type I"
     else:
-        raise LmmError(f"type must be 'III' (3) or 'I' (1), not {type!r}")
+        raise LmmError(f"type must be 'III' (3), 'II' (2) or 'I' (1), not {type!r}")
+    table = _ftable(fit, Ls, ddf)
+    method = "Satterthwaite's" if ddf == "Satterthwaite" else "Kenward-Roger's"
+    return AnovaTable(table, [f"{title} Analysis of Variance Table with {method} method"])
+
+
+def _ftable(fit, Ls, ddf):
+    """One contestMD row per term hypothesis."""
     if ddf not in ("Satterthwaite", "Kenward-Roger"):
         raise LmmError(f"ddf must be 'Satterthwaite' or 'Kenward-Roger', not {ddf!r}")
     rows = {}
@@ -299,5 +407,4 @@ def single_anova(fit, type="III", ddf="Satterthwaite"):
     table = pd.DataFrame.from_dict(rows, orient="index",
                                    columns=["Sum Sq", "Mean Sq", "NumDF", "DenDF", "F value",
                                             "Pr(>F)"])
-    method = "Satterthwaite's" if ddf == "Satterthwaite" else "Kenward-Roger's"
-    return AnovaTable(table, [f"{title} Analysis of Variance Table with {method} method"])
+    return table

@@ -1,0 +1,203 @@
+"""Simulation from a fitted lmer model and the parametric bootstrap test of two models.
+
+* :func:`simulate`: responses from the fitted model, as lme4's ``simulate``:
+  y* = X β̂ (+ offset) + Σ_k Z_k b*_k + ε*, with ε*_i ~ N(0, σ̂²/w_i) and, for
+  the random terms not conditioned on, new effects b*_k = σ̂ T_k u, u ~ N(0, I)
+  (so b*_k ~ N(0, Σ_k)); terms that ``re_form`` names keep their conditional
+  modes b̂_k.
+* :func:`pbmodcomp`: pbkrtest's ``PBmodcomp`` (Halekoh & Højsgaard 2014,
+  J. Stat. Softw. 59(9), section 4). Both models are refitted by ML; nsim
+  responses are simulated from the small model's ML fit, both models are
+  refitted to each through the model's one optimizer path
+  (``fit.model.refit(y=...).optimize()``), and the bootstrap p-value is
+  p = (1 + #{LRT* ≥ LRT}) / (1 + #{LRT* > 0})... in pbkrtest's form: the
+  simulated LRTs at or below 0 (boundary refits) drop out of both counts.
+"""
+
+import sys
+import time
+import warnings
+
+import numpy as np
+import pandas as pd
+from scipy import stats
+
+from .deviance import Zb
+from .errors import LmmError, message
+from .predict import _selected_columns
+
+SLOW = 5.0   # seconds: a bootstrap expected to take longer shows a progress bar
+
+
+def draw_responses(fit, rng, keep=None):
+    """One simulated response vector (the training rows) from ``fit``.
+
+    ``keep``: per block, a boolean mask of the columns whose conditional modes are
+    kept (None: draw every random effect anew).
+    """
+    d = fit.design
+    y = d.X @ fit.fixef.to_numpy() + (0.0 if d.offset is None else d.offset)
+    eps = fit.sigma * rng.standard_normal(d.nobs)
+    if d.weights is not None:
+        eps = eps / np.sqrt(d.weights)
+    bs = []
+    for k, (b, T) in enumerate(zip(fit.blocks, fit.devfun.split(fit.theta))):
+        new = fit.sigma * rng.standard_normal((b.nlevels, b.p)) @ T.T
+        if keep is not None and keep[k].any():
+            new[:, keep[k]] = fit.b_blocks[k][:, keep[k]]
+        bs.append(new)
+    return Zb(fit.blocks, bs, start=y + eps)
+
+
+def simulate(fit, nsim=1, seed=None, re_form=None):
+    """Responses simulated from a fitted model, as lme4's ``simulate``.
+
+    Parameters
+    ----------
+    fit : LmerFit
+    nsim : int
+        Number of simulated responses.
+    seed : int or numpy.random.Generator, optional
+        numpy's ``default_rng(seed)``: the same seed gives the same responses.
+    re_form : None, "~0", "NA" or random terms such as "~(1 | Subject)"
+        The random terms to condition on. None (lme4's default, ``re.form = NA``),
+        "~0" or "NA": none, every random effect is drawn anew. ``"~."``: all of them
+        (the conditional modes b̂ are kept and only the residuals are drawn).
+
+    Returns
+    -------
+    DataFrame
+        One column per simulation (``sim_1``, ...), one row per observation used.
+    """
+    if not getattr(fit, "mixed", False):
+        raise LmmError("simulate() needs an lmer fit")
+    if int(nsim) != nsim or nsim < 1:
+        raise LmmError(f"nsim must be a positive integer, not {nsim!r}")
+    rng = seed if isinstance(seed, np.random.Generator) else np.random.default_rng(seed)
+    keep = _keep_masks(fit, re_form)
+    sims = {f"sim_{s + 1}": draw_responses(fit, rng, keep) for s in range(int(nsim))}
+    return pd.DataFrame(sims, index=fit.frame.row_index)
+
+
+def _keep_masks(fit, re_form):
+    if re_form is None:
+        return None
+    if str(re_form).replace(" ", "") == "~.":
+        return _selected_columns(fit, None)
+    return _selected_columns(fit, re_form)
+
+
+class Progress:
+    """A progress bar on stderr, only when the loop is expected to be slow.
+
+    The first iteration is timed; when ``total`` of them would take more than
+    ``SLOW`` seconds the bar is drawn (as lme4's bootMer draws one).
+    """
+
+    def __init__(self, total, show=None, width=50):
+        self.total, self.show, self.width = total, show, width
+        self.t0 = time.perf_counter()
+
+    def update(self, i):
+        if self.show is None and i == 1:
+            self.show = (time.perf_counter() - self.t0) * self.total > SLOW
+        if self.show:
+            done = int(self.width * i / self.total)
+            sys.stderr.write("\r|" + "=" * done + " " * (self.width - done)
+                             + f"| {100 * i // self.total:3d}%")
+            if i == self.total:
+                sys.stderr.write("\n")
+            sys.stderr.flush()
+
+
+def refit_deviance(model, y, theta0, method):
+    """ML deviance of ``model`` refitted to response ``y`` (NaN when the refit fails)."""
+    try:
+        m = model.refit(y=y, REML=False)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            opt = m.optimize(method, theta0=theta0)
+        value = m.deviance(opt.theta)
+        return value if np.isfinite(value) else np.nan
+    except (np.linalg.LinAlgError, ValueError, FloatingPointError, LmmError):
+        return np.nan
+
+
+class PBModComp:
+    """pbkrtest's PBmodcomp result: ``test`` (rows LRT and PBtest) and the simulated LRTs."""
+
+    def __init__(self, test, ref, nfail, large, small, seconds):
+        self.test, self.ref, self.nfail = test, ref, nfail
+        self.large, self.small, self.seconds = large, small, seconds
+
+    def __str__(self):
+        from .printing import print_coefmat
+        extremes = int(np.sum(self.ref[np.isfinite(self.ref)] > self.test.loc["LRT", "stat"]))
+        head = (f"Bootstrap test; time: {self.seconds:.2f} sec; samples: {len(self.ref)}; "
+                f"extremes: {extremes};")
+        if self.nfail:
+            head += f" failed refits: {self.nfail};"
+        body = print_coefmat(self.test, digits=5, has_pvalue=True, cs_ind=(), tst_ind=(0,),
+                             zap_ind=(), na_print="")
+        return "\n".join([head, f"large : {self.large}", self.small, body]) + "\n"
+
+    __repr__ = __str__
+
+
+def pbmodcomp(large, small, nsim=1000, seed=None, progress=None):
+    """Parametric bootstrap comparison of two nested lmer fits, as pbkrtest's PBmodcomp.
+
+    Parameters
+    ----------
+    large, small : LmerFit
+        Nested models fitted to the same rows (REML fits are refitted by ML).
+    nsim : int
+        Number of simulated data sets. The Monte Carlo standard error of the
+        p-value is about sqrt(p (1 - p) / nsim).
+    seed : int, optional
+        Seed of numpy's ``default_rng``: the same seed gives the same p-value.
+    progress : bool or None
+        Progress bar on stderr; None: only when the refits will take more than
+        a few seconds.
+
+    Returns
+    -------
+    PBModComp
+        ``.test``: DataFrame with rows LRT (χ² p-value) and PBtest (bootstrap
+        p-value), columns stat, df, p.value; ``.ref`` the simulated LRTs
+        (NaN for a failed refit); ``.nfail`` the number of failed refits.
+    """
+    for m in (large, small):
+        if not getattr(m, "mixed", False):
+            raise LmmError("pbmodcomp() compares two lmer fits")
+    if large.nobs != small.nobs:
+        raise LmmError(f"the models were fitted to different numbers of observations "
+                       f"({large.nobs} and {small.nobs})")
+    t0 = time.perf_counter()
+    L = large.refit(REML=False) if large.REML else large
+    S = small.refit(REML=False) if small.REML else small
+    if L.npar < S.npar:
+        L, S = S, L
+    if not np.allclose(L.design.y, S.design.y):
+        raise LmmError("the models were not fitted to the same response")
+    tobs = S.deviance - L.deviance
+    df = L.npar - S.npar
+    rng = np.random.default_rng(seed)
+    ref = np.full(int(nsim), np.nan)
+    bar = Progress(int(nsim), progress)
+    for s in range(int(nsim)):
+        y = draw_responses(S, rng)
+        d_small = refit_deviance(S.model, y, S.theta, S.opt.method)
+        d_large = refit_deviance(L.model, y, L.theta, L.opt.method)
+        ref[s] = d_small - d_large
+        bar.update(s + 1)
+    nfail = int(np.sum(~np.isfinite(ref)))
+    if nfail:
+        message(f"pbmodcomp: {nfail} of {int(nsim)} bootstrap refits failed and were left out")
+    ok = ref[np.isfinite(ref)]
+    pos = ok[ok > 0]
+    p_pb = (1 + np.sum(pos > tobs)) / (1 + len(pos))
+    test = pd.DataFrame({"stat": [tobs, tobs], "df": [float(df), np.nan],
+                         "p.value": [stats.chi2.sf(max(tobs, 0.0), df), p_pb]},
+                        index=["LRT", "PBtest"])
+    return PBModComp(test, ref, nfail, L.formula, S.formula, time.perf_counter() - t0)
