@@ -73,7 +73,11 @@ def anova(*models, refit=True, model_names=None, type="III", ddf="Satterthwaite"
     refit : bool
         Refit REML fits by ML before comparing (lme4's default, needed when
         the fixed effects differ).  ``refit=False`` compares REML criteria,
-        valid only for models with the same fixed effects.
+        valid only for models with the same fixed effects; it adds the column
+        ``Pr(mix)``, the boundary-corrected p-value where two consecutive
+        models differ by one variance component (50:50 χ²₀:χ²₁) or by one
+        random slope with its covariances (50:50 χ²_q:χ²_{q+1}); NaN elsewhere
+        (see :func:`boundary_pvalue`).
     model_names : list of str, optional
         Row names; by default the caller's variable names of the models.
     type : {"III", "II", "I", 3, 2, 1}
@@ -179,9 +183,55 @@ def lrt_table(models, names, refit=True):
     table = pd.DataFrame({"npar": npar, "AIC": aic, "BIC": bic, "logLik": llk,
                           "deviance": -2 * llk, "Chisq": chisq, "Df": dfc,
                           "Pr(>Chisq)": pv}, index=names)
+    if not refit:
+        mix = [np.nan] + [boundary_pvalue(a, b, x) for a, b, x in
+                          zip(models[:-1], models[1:], chisq[1:])]
+        if not np.all(np.isnan(mix)):
+            table["Pr(mix)"] = mix
     heading = [f"Data: {models[0].data_name}", "Models:"]
     heading += [f"{nm}: {m.formula}" for nm, m in zip(names, models)]
     return AnovaTable(table, heading)
+
+
+def _random_layout(fit):
+    """The random terms as (grouping factor, column names) pairs ([] for an lm fit)."""
+    return [(b.group, tuple(b.cnames)) for b in getattr(fit, "blocks", None) or []]
+
+
+def boundary_pvalue(small, large, chisq):
+    """p-value of the LRT of a variance component on the boundary, or NaN where not valid.
+
+    Valid (Self & Liang 1987, J. Am. Stat. Assoc. 82, 605-610; Stram & Lee 1994,
+    Biometrics 50, 1171-1177) when the models have the same fixed effects and
+
+    * ``large`` adds one scalar random term, e.g. ``(1 | g)``: the LRT is a 50:50
+      mixture of χ²₀ and χ²₁, p = P(χ²₁ > x) / 2;
+    * ``large`` adds one column, with its covariances, to a term of q columns of
+      ``small``, e.g. ``(1 | g)`` -> ``(1 + x | g)`` (q = 1): a 50:50 mixture of
+      χ²_q and χ²_{q+1}.
+
+    Other differences (two variances at once, a fixed effect) give NaN: their null
+    distribution is another mixture (or χ²), which this column does not claim.
+    """
+    if list(small.fixef.index) != list(large.fixef.index) or not np.isfinite(chisq):
+        return np.nan
+    a, b = _random_layout(small), _random_layout(large)
+    extra = list(b)
+    for t in a:
+        if t in extra:
+            extra.remove(t)
+    missing = [t for t in a if t not in b]
+    q = None
+    if not missing and len(extra) == 1 and len(extra[0][1]) == 1:
+        q = 0
+    elif len(missing) == 1 and len(extra) == 1:
+        (g0, c0), (g1, c1) = missing[0], extra[0]
+        if g0 == g1 and set(c0) < set(c1) and len(c1) == len(c0) + 1:
+            q = len(c0)
+    if q is None or large.npar - small.npar != q + 1:
+        return np.nan
+    low = (1.0 if chisq <= 0 else 0.0) if q == 0 else stats.chi2.sf(chisq, q)
+    return 0.5 * low + 0.5 * stats.chi2.sf(chisq, q + 1)
 
 
 def _same_data(a, b):

@@ -98,3 +98,36 @@ def predict_lmer(fit, newdata=None, re_form=None, allow_new_levels=False):
         effect = np.where((codes >= 0)[:, None], bk[np.maximum(codes, 0)], 0.0)
         pred = pred + np.einsum("ij,ij->i", X[:, m], effect[:, m])
     return pd.Series(pred, index=newdata.index)
+
+
+def population_se(fit, newdata=None, se_fit=True, interval=None, level=0.95):
+    """Population predictions x'β̂ with se_fit = sqrt(diag(X V(β̂) X')) and, with
+    ``interval="confidence"``, Wald limits x'β̂ ± z se_fit (z the normal quantile).
+
+    The limits treat V(β̂) = σ̂²(R_X'R_X)⁻¹ as known, as the large-sample Wald
+    interval does; for small samples emmeans's intervals with Satterthwaite or
+    Kenward-Roger df are wider. Returns a DataFrame (fit, se_fit[, lwr, upr]).
+    """
+    from scipy import stats
+    if interval not in (None, "confidence"):
+        raise LmmError(f"interval must be None or 'confidence', not {interval!r} "
+                       "(prediction intervals of a mixed model need the random effects' "
+                       "and the residual variance: simulate() gives them)")
+    design = fit.design
+    if newdata is None:
+        X, off, index = design.X, design.offset, fit.frame.row_index
+        off = 0.0 if off is None else off
+    else:
+        if not isinstance(newdata, pd.DataFrame):
+            raise LmmError(f"newdata must be a pandas DataFrame, not {type(newdata).__name__}")
+        X, off, index = design.fixed_matrix(newdata), design.new_offset(newdata), newdata.index
+    V = fit.vcov.to_numpy()
+    out = pd.DataFrame({"fit": X @ fit.fixef.to_numpy() + off}, index=index)
+    se = np.sqrt(np.einsum("ij,jk,ik->i", X, V, X))
+    if se_fit:
+        out["se_fit"] = se
+    if interval == "confidence":
+        z = stats.norm.ppf(1 - (1 - level) / 2)
+        out["lwr"] = out["fit"] - z * se
+        out["upr"] = out["fit"] + z * se
+    return out

@@ -21,13 +21,22 @@ import numpy as np
 from .errors import LmmError
 
 
-def variance_components(fit):
-    """(σ²_f, σ²_r, σ²_ε) of an lmer fit as performance (insight::get_variance) computes them."""
+def variance_components(fit, first_term_per_group=False):
+    """(σ²_f, σ²_r, σ²_ε) of an lmer fit as performance (insight::get_variance) computes them.
+
+    ``first_term_per_group=True`` counts only the first random term of each grouping
+    factor, as performance 0.10 / insight 0.19 do (they select the variance
+    components by grouping-factor name, so a second term such as ``(0 + x | g)``
+    beside ``(1 | g)`` is left out); the default counts every term.
+    """
     if not getattr(fit, "mixed", False):
         raise LmmError("icc() and r2() need an lmer fit")
     vf = float(np.var(fit.design.X @ fit.fixef.to_numpy(), ddof=1))
-    vr = 0.0
+    vr, seen = 0.0, set()
     for b, S in zip(fit.blocks, fit.covariance.covariances(fit.theta, fit.sigma)):
+        if first_term_per_group and b.group in seen:
+            continue
+        seen.add(b.group)
         vr += float(np.mean(np.einsum("ij,jk,ik->i", b.X, S, b.X)))
     return vf, vr, float(fit.sigma) ** 2
 
@@ -40,18 +49,24 @@ def _singular(fit, what):
     return False
 
 
-def icc(fit):
-    """Intraclass correlation, as performance::icc: {"adjusted", "unadjusted"}."""
+def icc(fit, first_term_per_group=False):
+    """Intraclass correlation, as performance::icc: {"adjusted", "unadjusted"}.
+
+    ``first_term_per_group``: see :func:`variance_components`.
+    """
     if _singular(fit, "icc"):
         return {"adjusted": np.nan, "unadjusted": np.nan}
-    vf, vr, ve = variance_components(fit)
+    vf, vr, ve = variance_components(fit, first_term_per_group)
     return {"adjusted": vr / (vr + ve), "unadjusted": vr / (vf + vr + ve)}
 
 
-def r2(fit):
-    """Nakagawa's R², as performance::r2_nakagawa: {"conditional", "marginal"}."""
+def r2(fit, first_term_per_group=False):
+    """Nakagawa's R², as performance::r2_nakagawa: {"conditional", "marginal"}.
+
+    ``first_term_per_group``: see :func:`variance_components`.
+    """
     if _singular(fit, "r2"):
         return {"conditional": np.nan, "marginal": np.nan}
-    vf, vr, ve = variance_components(fit)
+    vf, vr, ve = variance_components(fit, first_term_per_group)
     tot = vf + vr + ve
     return {"conditional": (vf + vr) / tot, "marginal": vf / tot}

@@ -17,7 +17,8 @@ from .design import build_design
 from .deviance import Zb
 from .fit import FitBase
 from .model import LmerModel
-from .predict import predict_lmer
+from .errors import LmmError
+from .predict import _fixed_only, population_se, predict_lmer
 from .printing import format_matrix, format_num, print_named_vector
 from .summary import LmerSummary, format_lmer_short
 
@@ -235,7 +236,8 @@ class LmerFit(FitBase):
             r = r / self.sigma
         return pd.Series(r, index=self.frame.row_index)
 
-    def predict(self, newdata=None, re_form=None, allow_new_levels=False):
+    def predict(self, newdata=None, re_form=None, allow_new_levels=False, se_fit=False,
+                interval=None, level=0.95):
         """Predictions, as lme4's ``predict``.
 
         Parameters
@@ -249,7 +251,17 @@ class LmerFit(FitBase):
         allow_new_levels : bool
             Whether a level not seen in training may occur (its random effect is 0,
             term by term); otherwise that is an error naming the levels.
+        se_fit, interval, level
+            For the population prediction (``re_form="~0"``) only: ``se_fit=True``
+            gives a DataFrame with ``fit`` and ``se_fit`` = sqrt(diag(X V(β̂) X'));
+            ``interval="confidence"`` adds Wald limits ``lwr``, ``upr`` at ``level``
+            (see :func:`lmmlite.predict.population_se`).
         """
+        if se_fit or interval is not None:
+            if not _fixed_only(re_form):
+                raise LmmError("se_fit and interval are available for the population "
+                               "prediction only: use re_form='~0'")
+            return population_se(self, newdata, se_fit, interval, level)
         return predict_lmer(self, newdata, re_form, allow_new_levels)
 
     def refit(self, REML=None, data=None, y=None):

@@ -14,6 +14,8 @@ polish of ``r_design_ref.py``, so the numbers are the exact optimum's) it record
   Tukey-adjusted ``pairs``, and the same with emmeans's default df
   (Kenward-Roger), with the printed text;
 * performance's ``icc`` and ``r2_nakagawa``;
+* emmeans's mean and SE at covariate values (``POPULATION_SE``): the population
+  prediction x'β̂ and its standard error sqrt(x' V(β̂) x);
 
 and for every pair of ``PBMODCOMP`` pbkrtest's ``PBmodcomp`` (the LRT row,
 and the parametric-bootstrap p-value with its nsim, for a comparison within
@@ -96,7 +98,15 @@ suppressPackageStartupMessages({library(lmerTest); library(pbkrtest); library(em
   t <- pb$test
   list(lrt_stat = t["LRT", "stat"], lrt_df = t["LRT", "df"], lrt_p = t["LRT", "p.value"],
        pb_p = t["PBtest", "p.value"], nsim = nsim, n_used = length(pb$ref),
-       n_positive = sum(pb$ref > 0), text = .inf_txt(pb))
+       n_positive = sum(pb$ref > 0), n_tiny = sum(pb$ref > 0 & pb$ref < 1e-6),
+       n_extreme = sum(pb$ref > t["LRT", "stat"]), text = .inf_txt(pb))
+}
+# population predictions X β with their standard errors sqrt(x' V(β) x), through emmeans
+.inf_popse <- function(formula, data, var, at) {
+  m <- .inf_fit(formula, data, TRUE)
+  e <- summary(emmeans(m, as.formula(paste("~", var)), at = setNames(list(at), var),
+                       lmer.df = "satterthwaite"))
+  list(at = at, fit = e$emmean, se = e$SE, df = e$df, lower = e$lower.CL, upper = e$upper.CL)
 }
 """
 
@@ -124,6 +134,14 @@ PBMODCOMP = [
      "y ~ x + (1 | clinic)", 1000, 20261202),
     ("sleep_slope", "sleep", "Reaction ~ Days + (Days | Subject)",
      "Reaction ~ Days + (1 | Subject)", 200, 20261203),
+]
+
+# id, data set, formula, covariate, values: emmeans's mean and SE at those covariate values
+# (the population prediction and its standard error)
+POPULATION_SE = [
+    ("sleep_slope", "sleep", "Reaction ~ Days + (Days | Subject)", "Days", [0.0, 2.5, 4.5, 9.0, 12.0]),
+    ("clinics_crossed", "clinics_crossed", "y ~ x + (1 | clinic) + (1 | doctor)", "x",
+     [0.0, 5.0, 10.0]),
 ]
 
 
@@ -181,6 +199,11 @@ def main():
         _one(res, *res.keys())
         ref["pbmodcomp"].append(dict(id=key, data=dname, large=large, small=small, seed=seed,
                                      **res))
+    print("population predictions", flush=True)
+    ref["population_se"] = []
+    for key, dname, formula, var, at in POPULATION_SE:
+        res = _py(ro.r[".inf_popse"](formula, to_r(data[dname]), var, ro.FloatVector(at)))
+        ref["population_se"].append(dict(id=key, data=dname, formula=formula, var=var, **res))
     OUT.write_text(_dumps(ref))
     print(f"wrote {OUT.relative_to(HERE.parent)}")
 
