@@ -195,7 +195,9 @@ def lrt_table(models, names, refit=True):
 
 def _random_layout(fit):
     """The random terms as (grouping factor, column names) pairs ([] for an lm fit)."""
-    return [(b.group, tuple(b.cnames)) for b in getattr(fit, "blocks", None) or []]
+    # a:b and b:a are one grouping factor
+    return [(frozenset(b.group.split(":")), tuple(b.cnames))
+            for b in getattr(fit, "blocks", None) or []]
 
 
 def boundary_pvalue(small, large, chisq):

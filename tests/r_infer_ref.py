@@ -175,35 +175,60 @@ def _natural(s):
     return (len(s), s)
 
 
-def main():
-    from r_design_ref import _dumps, _one, _py, r_session, to_r
-    ro = r_session()
+def r_session():
+    """rpy2's robjects with lme4 and this script's R helpers (and r_design_ref's) defined."""
+    from r_design_ref import r_session as design_session
+    ro = design_session()
     ro.r(_R_INFER)
+    return ro
+
+
+def model_entry(ro, data, spec):
+    """The JSON entry of one model of MODELS."""
+    from r_design_ref import _one, _py, to_r
+    key, dname, formula, REML, emm = spec
+    res = _py(ro.r[".inf_model"](formula, to_r(data[dname]), REML, ro.StrVector(emm)))
+    _one(_texts(res), "sigma")
+    return dict(id=key, data=dname, formula=formula, REML=REML, emmeans=emm, **res)
+
+
+def pb_entry(ro, data, spec):
+    """The JSON entry of one comparison of PBMODCOMP."""
+    from r_design_ref import _one, _py, to_r
+    key, dname, large, small, nsim, seed = spec
+    res = _py(ro.r[".inf_pb"](large, small, to_r(data[dname]), nsim, seed))
+    _one(res, *res.keys())
+    return dict(id=key, data=dname, large=large, small=small, seed=seed, **res)
+
+
+def popse_entry(ro, data, spec):
+    """The JSON entry of one case of POPULATION_SE."""
+    from r_design_ref import _py, to_r
+    key, dname, formula, var, at = spec
+    res = _py(ro.r[".inf_popse"](formula, to_r(data[dname]), var, ro.FloatVector(at)))
+    return dict(id=key, data=dname, formula=formula, var=var, **res)
+
+
+def main():
+    from r_design_ref import _dumps
+    ro = r_session()
     data = load_data()
     v = ro.r('sapply(c("lme4", "lmerTest", "pbkrtest", "emmeans", "performance"), '
              'function(p) as.character(packageVersion(p)))')
     ref = {"about": dict(script="tests/r_infer_ref.py", date=_dt.date.today().isoformat(),
                          versions=dict(zip(list(v.names), [str(x) for x in v])),
                          control="as tests/r_design_ref.py (.dref_ctl: nloptwrap at tight "
-                                 "tolerances, then Newton steps)"),
-           "models": [], "pbmodcomp": []}
-    for key, dname, formula, REML, emm in MODELS:
-        print(key, flush=True)
-        res = _py(ro.r[".inf_model"](formula, to_r(data[dname]), REML, ro.StrVector(emm)))
-        _one(_texts(res), "sigma")
-        ref["models"].append(dict(id=key, data=dname, formula=formula, REML=REML, emmeans=emm,
-                                  **res))
-    for key, dname, large, small, nsim, seed in PBMODCOMP:
-        print("PBmodcomp", key, flush=True)
-        res = _py(ro.r[".inf_pb"](large, small, to_r(data[dname]), nsim, seed))
-        _one(res, *res.keys())
-        ref["pbmodcomp"].append(dict(id=key, data=dname, large=large, small=small, seed=seed,
-                                     **res))
+                                 "tolerances, then Newton steps)")}
+    ref["models"] = []
+    for spec in MODELS:
+        print(spec[0], flush=True)
+        ref["models"].append(model_entry(ro, data, spec))
+    ref["pbmodcomp"] = []
+    for spec in PBMODCOMP:
+        print("PBmodcomp", spec[0], flush=True)
+        ref["pbmodcomp"].append(pb_entry(ro, data, spec))
     print("population predictions", flush=True)
-    ref["population_se"] = []
-    for key, dname, formula, var, at in POPULATION_SE:
-        res = _py(ro.r[".inf_popse"](formula, to_r(data[dname]), var, ro.FloatVector(at)))
-        ref["population_se"].append(dict(id=key, data=dname, formula=formula, var=var, **res))
+    ref["population_se"] = [popse_entry(ro, data, spec) for spec in POPULATION_SE]
     OUT.write_text(_dumps(ref))
     print(f"wrote {OUT.relative_to(HERE.parent)}")
 
