@@ -266,6 +266,7 @@ class LmerFit(FitBase):
 
     _weights_arg = None
     _offset_arg = None
+    call_args = {}          # how weights= and offset= were written, for the summary
 
     def at_theta(self, theta):
         """The same model evaluated at another θ (e.g. lme4's optimum): every
