@@ -103,8 +103,7 @@ def _lmer(formula, data, REML, optimizer, verbose, data_name, weights=None, offs
     if opt.singular:
         warnings.warn(opt.messages[0], SingularFitWarning, stacklevel=2)
     fit = LmerFit(model, opt, data_name=data_name, data=data)
-    fit._weights_arg = weights if isinstance(weights, str) else None
-    fit._offset_arg = offset if isinstance(offset, str) else None
+    fit._weights_arg, fit._offset_arg = weights, offset
     if verbose:
         print(f"lmer: done, {opt.nfev} deviance evaluations in "
               f"{time.perf_counter() - t0:.1f} s", file=sys.stderr, flush=True)
