@@ -98,8 +98,10 @@ class _Profiler:
         X = self.dev.X
         keep = np.arange(X.shape[1]) != j
         d = Deviance(self.dev.blocks, X[:, keep], self.dev.y - b * X[:, j], REML=False)
+        # only the minimum value matters here (first-order insensitive to θ), so the
+        # exact-derivative last stage (grad_hess) is not worth its cost
         val = optimize_theta(d, self.fit.theta, d.lower, self.method, below=d.below,
-                             grad_hess=d.grad_hess, checks=False).value
+                             checks=False).value
         return np.sign(b - self.beta[j]) * np.sqrt(max(val - self.base, 0.0))
 
     def interval(self, zeta, est, scale, lo, hi, z):
@@ -199,8 +201,7 @@ def bootstrap(fit, nsim=500, seed=None, progress=True):
         y = dev.Zb(bs, start=y)
         d = Deviance(dev.blocks, X, y, REML=fit.REML)
         try:
-            th = optimize_theta(d, fit.theta, d.lower, method, below=d.below,
-                                grad_hess=d.grad_hess, checks=False).theta
+            th = optimize_theta(d, fit.theta, d.lower, method, below=d.below, checks=False).theta
             fac = d.factor(th)
             beta, _ = d.solve(fac)
             sig = np.sqrt(d.pwrss(fac) / (n - X.shape[1] if fit.REML else n))

@@ -350,8 +350,8 @@ def optimize_theta(f, theta0, lower, method="auto", upper=None, below=None, chec
     grad_hess : callable, optional
         θ -> (exact gradient, Hessian) or None; the last stage of ``"bobyqa"`` and
         ``"lbfgsb"`` then solves the score equations with it, so that θ does not
-        depend on round-off in ``f`` (lmer, the bootstrap and the β profiles pass
-        ``Deviance.grad_hess``).
+        depend on round-off in ``f`` (lmer passes ``Deviance.grad_hess``; profiles
+        and bootstrap refits, which need values rather than θ to round-off, do not).
     """
     if method not in OPTIMIZERS:
         raise LmmError(f"unknown optimizer {method!r}: use one of {', '.join(OPTIMIZERS)}")
