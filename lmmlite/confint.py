@@ -185,26 +185,25 @@ def bootstrap(fit, nsim=500, seed=None, progress=True):
     """Parametric bootstrap replicates of (sd/cor parameters, σ, β), an nsim x k array.
 
     Each replicate simulates y* = Xβ̂ + Zb* + ε*, b* ~ N(0, σ̂²ΛΛ'),
-    ε* ~ N(0, σ̂²I), and refits the model (REML or ML as the fit) from θ̂
-    with lmer's optimizer (run to the exact optimum).
+    ε* ~ N(0, σ̂²/w) (:func:`lmmlite.simulate.draw_responses`, as ``simulate``),
+    and refits the model (REML or ML as the fit) from θ̂ through
+    ``fit.model.refit(y=...).optimize()`` (lmer's optimizer, run to the exact
+    optimum). A failed refit leaves a row of NaN.
     """
+    from .simulate import draw_responses
     rng = np.random.default_rng(seed)
-    dev = fit.devfun
-    X, n = dev.X, dev.n
-    mu = X @ fit.fixef.to_numpy()
-    Ts = dev.split(fit.theta)
+    n, p = fit.nobs, len(fit.fixef)
     method = _exact_method(fit)
-    out = np.full((nsim, len(fit.theta) + 1 + X.shape[1]), np.nan)
+    out = np.full((nsim, len(fit.theta) + 1 + p), np.nan)
     for s in range(nsim):
-        y = mu + fit.sigma * rng.standard_normal(n)
-        bs = [fit.sigma * rng.standard_normal((b.nlevels, b.p)) @ T.T for b, T in zip(dev.blocks, Ts)]
-        y = dev.Zb(bs, start=y)
-        d = Deviance(dev.blocks, X, y, REML=fit.REML)
+        y = draw_responses(fit, rng)
         try:
-            th = optimize_theta(d, fit.theta, d.lower, method, below=d.below, checks=False).theta
+            model = fit.model.refit(y=y)
+            th = model.optimize(method, theta0=fit.theta, checks=False).theta
+            d = model.dev
             fac = d.factor(th)
             beta, _ = d.solve(fac)
-            sig = np.sqrt(d.pwrss(fac) / (n - X.shape[1] if fit.REML else n))
+            sig = np.sqrt(d.pwrss(fac) / (n - p if fit.REML else n))
             out[s] = np.concatenate([d.covariance.sdcor(th, sig), beta])
         except (np.linalg.LinAlgError, ValueError):
             pass

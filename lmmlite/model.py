@@ -54,11 +54,14 @@ class LmerModel:
         fac = self.dev.factor(np.asarray(theta, dtype=float))
         return float(self.dev.criterion(fac, REML=REML)) - self.log_w
 
-    def optimize(self, optimizer="auto", theta0=None):
-        """Minimize d(θ); returns the optimizer's result (OptResult)."""
+    def optimize(self, optimizer="auto", theta0=None, checks=True):
+        """Minimize d(θ); returns the optimizer's result (OptResult).
+
+        ``checks=False`` skips lme4's convergence checks (bootstrap refits)."""
         start = self.theta_start() if theta0 is None else theta0
         return optimize_theta(self.dev, start, self.dev.lower, method=optimizer,
-                              below=self.dev.below, grad_hess=self.dev.grad_hess)
+                              below=self.dev.below, grad_hess=self.dev.grad_hess,
+                              checks=checks)
 
     def refit(self, y=None, REML=None):
         """The same model with another response and/or criterion (unfitted)."""

@@ -122,7 +122,7 @@ def refit_deviance(model, y, theta0, method):
         m = model.refit(y=y, REML=False)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            opt = m.optimize(method, theta0=theta0)
+            opt = m.optimize(method, theta0=theta0, checks=False)
         value = m.deviance(opt.theta)
         return value if np.isfinite(value) else np.nan
     except (np.linalg.LinAlgError, ValueError, FloatingPointError, LmmError):
