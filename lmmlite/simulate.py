@@ -17,7 +17,6 @@
   does not decide which of them count.
 """
 
-import sys
 import time
 import warnings
 
@@ -108,12 +107,8 @@ class Progress:
             self.show = (time.perf_counter() - self.t0) * self.total > SLOW
         step = max(1, self.total // self.width)
         if self.show and (i % step == 0 or i == self.total):
-            done = int(self.width * i / self.total)
-            sys.stderr.write("\r|" + "=" * done + " " * (self.width - done)
-                             + f"| {100 * i // self.total:3d}%")
-            if i == self.total:
-                sys.stderr.write("\n")
-            sys.stderr.flush()
+            from .confint import _progress
+            _progress(i, self.total, self.width)
 
 
 def refit_deviance(model, y, theta0, method):
@@ -137,16 +132,22 @@ class PBModComp:
         self.large, self.small, self.seconds = large, small, seconds
 
     def __str__(self):
+        """As pbkrtest prints it: extremes and used samples count the positive LRT*."""
         from .printing import print_coefmat
         ref = self.ref[np.isfinite(self.ref)]
-        extremes = int(np.sum(ref > self.test.loc["LRT", "stat"]))
-        head = (f"Bootstrap test; time: {self.seconds:.2f} sec; samples: {len(self.ref)}; "
-                f"extremes: {extremes};")
+        pos = ref[ref > ZERO_LRT]
+        extremes = int(np.sum(pos > self.test.loc["LRT", "stat"]))
+        lines = [f"Bootstrap test; time: {self.seconds:.2f} sec; samples: {len(self.ref)}; "
+                 f"extremes: {extremes};"]
+        if len(pos) < len(self.ref):
+            lines.append(f"Requested samples: {len(self.ref)} Used samples: {len(pos)} "
+                         f"Extremes: {extremes}")
         if self.nfail:
-            head += f" failed refits: {self.nfail};"
-        body = print_coefmat(self.test, digits=5, has_pvalue=True, cs_ind=(), tst_ind=(0,),
-                             zap_ind=(), na_print="")
-        return "\n".join([head, f"large : {self.large}", self.small, body]) + "\n"
+            lines.append(f"Failed refits (left out): {self.nfail}")
+        lines += [f"large : {self.large}", self.small,
+                  print_coefmat(self.test, digits=5, has_pvalue=True, cs_ind=(0,),
+                                tst_ind=(0,), na_print="")]
+        return "\n".join(lines) + "\n"
 
     __repr__ = __str__
 

@@ -188,7 +188,7 @@ def test_r2_counts_every_term_by_default():
 
 # ------------------------------------------------------------------ parametric bootstrap
 # simulations per comparison in lmmlite (R's counts are in the JSON)
-PB_NSIM = {"pastes_batch": 400, "clinics_doctor": 150, "sleep_slope": 100}
+PB_NSIM = {"pastes_batch": 1000, "clinics_doctor": 500, "sleep_slope": 200}
 
 
 @lru_cache(maxsize=None)
@@ -211,20 +211,32 @@ def _mc_close(p1, n1, p2, n2, k=4.0):
 
 @pytest.mark.parametrize("pb_id", [p[0] for p in PBMODCOMP])
 def test_pbmodcomp(pb_id):
+    """The LRT row exactly; the bootstrap within Monte Carlo error of R's.
+
+    For a variance at the boundary about half of the simulated LRTs are 0, and
+    lme4's refits leave some of them at 1e-9..1e-6 instead (pastes: 107 of R's
+    503 "positive" ones), which pbkrtest counts as positive; lmmlite counts an
+    LRT* below 1e-6 as 0. So the comparison is made (1) on the tail fraction
+    #{LRT* > LRT} / nsim, which does not depend on that, and (2) on pbkrtest's
+    p-value recomputed from R's counts without those noise-level LRTs.
+    """
     ref, res = _pb(pb_id)
     t = res.test
     np.testing.assert_allclose(t.loc["LRT", "stat"], ref["lrt_stat"], rtol=1e-6, atol=1e-7)
     assert t.loc["LRT", "df"] == ref["lrt_df"]
-    np.testing.assert_allclose(t.loc["LRT", "p.value"], ref["lrt_p"], rtol=1e-5, atol=1e-300)
+    # pbkrtest: 1 - pchisq(), exactly 0 below 1e-16
+    np.testing.assert_allclose(t.loc["LRT", "p.value"], ref["lrt_p"], rtol=1e-5, atol=1e-15)
     assert res.nfail == 0
     n = PB_NSIM[pb_id]
     ok = res.ref[np.isfinite(res.ref)]
-    # the tail fraction #{LRT* > LRT} / nsim does not depend on how boundary refits count
     assert _mc_close(np.mean(ok > ref["lrt_stat"]), n, ref["n_extreme"] / ref["nsim"],
                      ref["nsim"])
-    # pbkrtest's p-value, among the positive simulated LRTs
     npos = int(np.sum(ok > 1e-6))
-    assert _mc_close(t.loc["PBtest", "p.value"], npos, ref["pb_p"], ref["n_positive"])
+    r_pos = ref["n_positive"] - ref["n_tiny"]
+    assert _mc_close(t.loc["PBtest", "p.value"], npos, (1 + ref["n_extreme"]) / (1 + r_pos), r_pos)
+    # the printed LRT row is pbkrtest's
+    lrt_line = next(ln for ln in ref["text"].splitlines() if ln.startswith("LRT"))
+    assert lrt_line in str(res)
 
 
 def test_pbmodcomp_seeded():
