@@ -188,7 +188,7 @@ def test_r2_counts_every_term_by_default():
 
 # ------------------------------------------------------------------ parametric bootstrap
 # simulations per comparison in lmmlite (R's counts are in the JSON)
-PB_NSIM = {"pastes_batch": 1000, "clinics_doctor": 500, "sleep_slope": 200}
+PB_NSIM = {"pastes_batch": 500, "clinics_doctor": 300, "sleep_slope": 200}
 
 
 @lru_cache(maxsize=None)
