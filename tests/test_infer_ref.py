@@ -340,3 +340,21 @@ def _assert_same(live, stored, where):
         assert _text(live) == _text(stored), where
     else:
         assert live == stored, where
+
+
+# ------------------------------------------------------------------ bad input
+def test_bad_input_messages():
+    f = fit("sleep_slope")
+    lmfit = L.lm("Reaction ~ Days", data()["sleep"])
+    with pytest.raises(L.LmmError, match="ranova"):
+        L.ranova(lmfit)
+    with pytest.raises(L.LmmError, match="not a factor of the model"):
+        L.emmeans(f, "Days")
+    with pytest.raises(L.LmmError, match="nsim"):
+        L.simulate(f, nsim=0)
+    with pytest.raises(L.LmmError, match="interval"):
+        f.predict(None, re_form="~0", interval="prediction")
+    short = L.lmer("Reaction ~ Days + (1 | Subject)", data()["sleep"].iloc[:90])
+    with pytest.raises(L.LmmError, match="numbers of observations"):
+        L.pbmodcomp(f, short, nsim=2)
+    assert L.ls_means(f).table.empty
