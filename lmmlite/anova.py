@@ -61,7 +61,8 @@ def print_anova(table, digits=5):
 
 
 # --------------------------------------------------------------------------
-def anova(*models, refit=True, model_names=None, type="III", ddf="Satterthwaite"):
+def anova(*models, refit=True, model_names=None, type="III", ddf="Satterthwaite",
+          boundary=False):
     """ANOVA tables as R: LRTs of several models, or an F table of one.
 
     Parameters
@@ -73,11 +74,13 @@ def anova(*models, refit=True, model_names=None, type="III", ddf="Satterthwaite"
     refit : bool
         Refit REML fits by ML before comparing (lme4's default, needed when
         the fixed effects differ).  ``refit=False`` compares REML criteria,
-        valid only for models with the same fixed effects; it adds the column
-        ``Pr(mix)``, the boundary-corrected p-value where two consecutive
-        models differ by one variance component (50:50 χ²₀:χ²₁) or by one
-        random slope with its covariances (50:50 χ²_q:χ²_{q+1}); NaN elsewhere
-        (see :func:`boundary_pvalue`).
+        valid only for models with the same fixed effects.
+    boundary : bool
+        With ``refit=False``: add the column ``Pr(mix)``, the boundary-corrected
+        p-value where two consecutive models differ by one variance component
+        (50:50 χ²₀:χ²₁) or by one random slope with its covariances (50:50
+        χ²_q:χ²_{q+1}); NaN elsewhere (see :func:`boundary_pvalue`). Off by
+        default, so the table prints as lme4's.
     model_names : list of str, optional
         Row names; by default the caller's variable names of the models.
     type : {"III", "II", "I", 3, 2, 1}
@@ -107,7 +110,7 @@ def anova(*models, refit=True, model_names=None, type="III", ddf="Satterthwaite"
         model_names = _caller_names(models)
     if len(model_names) != len(models):
         raise LmmError("model_names and the models have different lengths")
-    return lrt_table(list(models), list(model_names), refit=refit)
+    return lrt_table(list(models), list(model_names), refit=refit, boundary=boundary)
 
 
 def type_name(x):
@@ -140,7 +143,7 @@ def _caller_names(models, depth=2):
     return names
 
 
-def lrt_table(models, names, refit=True):
+def lrt_table(models, names, refit=True, boundary=False):
     """lme4's ``anova.merMod`` for two or more models.
 
     Refitting REML fits by ML is announced as lme4 does, with a message on
@@ -183,7 +186,7 @@ def lrt_table(models, names, refit=True):
     table = pd.DataFrame({"npar": npar, "AIC": aic, "BIC": bic, "logLik": llk,
                           "deviance": -2 * llk, "Chisq": chisq, "Df": dfc,
                           "Pr(>Chisq)": pv}, index=names)
-    if not refit:
+    if boundary and not refit:
         mix = [np.nan] + [boundary_pvalue(a, b, x) for a, b, x in
                           zip(models[:-1], models[1:], chisq[1:])]
         if not np.all(np.isnan(mix)):

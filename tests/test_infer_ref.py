@@ -274,7 +274,7 @@ def test_anova_mixture_column():
     pastes = data()["Pastes"]
     small = L.lmer("strength ~ 1 + (1 | batch:cask)", pastes)
     big = L.lmer("strength ~ 1 + (1 | batch/cask)", pastes)
-    tab = L.anova(small, big, refit=False, model_names=["small", "big"]).table
+    tab = L.anova(small, big, refit=False, boundary=True, model_names=["small", "big"]).table
     lrt = MODEL_REF["pastes_nested"]["ranova"]["LRT"][2]            # row (1 | batch)
     from scipy import stats
     np.testing.assert_allclose(tab["Chisq"].iloc[1], lrt, **EST)
@@ -283,13 +283,15 @@ def test_anova_mixture_column():
     m0 = L.lmer("Reaction ~ Days + (1 | Subject)", sleep)
     m1 = L.lmer("Reaction ~ Days + (Days | Subject)", sleep)
     lrt = MODEL_REF["sleep_slope"]["ranova"]["LRT"][1]              # Days in (Days | Subject)
-    tab = L.anova(m0, m1, refit=False, model_names=["m0", "m1"]).table
+    tab = L.anova(m0, m1, refit=False, boundary=True, model_names=["m0", "m1"]).table
     np.testing.assert_allclose(tab["Pr(mix)"].iloc[1],
                                0.5 * stats.chi2.sf(lrt, 1) + 0.5 * stats.chi2.sf(lrt, 2),
                                rtol=1e-6)
     # a fixed-effect difference is no boundary test: no column
     m2 = L.lmer("Reaction ~ 1 + (1 | Subject)", sleep)
-    assert "Pr(mix)" not in L.anova(m2, m0, refit=False, model_names=["a", "b"]).table
+    assert "Pr(mix)" not in L.anova(m2, m0, refit=False, boundary=True, model_names=["a", "b"]).table
+    # without boundary=True the table is lme4's
+    assert "Pr(mix)" not in L.anova(m0, m1, refit=False, model_names=["m0", "m1"]).table
 
 
 # ------------------------------------------------------------------ simulate
