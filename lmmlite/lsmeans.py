@@ -104,8 +104,12 @@ class LsMeans:
 
     def __str__(self):
         t = self.table.copy()
-        t["df"] = P.r_round(t["df"].to_numpy(), 1)
-        body = P.print_coefmat(t, digits=5, has_pvalue=True, cs_ind=(0, 1, 4, 5), tst_ind=(3,))
+        if t.empty:      # R prints the bare header of a 0-row table
+            body = "     " + " ".join(t.columns)
+        else:
+            t["df"] = P.r_round(t["df"].to_numpy(dtype=float), 1)
+            body = P.print_coefmat(t, digits=5, has_pvalue=True, cs_ind=(0, 1, 4, 5),
+                                   tst_ind=(3,))
         return ("Least Squares Means table:\n\n" + body
                 + f"\n\n  Confidence level: {P.format_scalar(100 * self.level, digits=2)}%\n"
                 + f"  Degrees of freedom method: {self.ddf} \n")
@@ -230,6 +234,12 @@ def emmeans(fit, specs, pairwise=False, ddf="Satterthwaite", level=0.95):
         Kenward-Roger).
     level : float
         Confidence level of lower.CL and upper.CL.
+
+    Notes
+    -----
+    emmeans itself switches to asymptotic df (``df = Inf``) above 3000
+    observations (its ``lmerTest.limit`` and ``pbkrtest.limit``); lmmlite
+    always computes the df (Kenward-Roger's needs an n x n matrix).
 
     Returns
     -------

@@ -25,14 +25,6 @@ from .anova import AnovaTable, print_anova
 from .errors import LmmError
 
 
-def fixed_text(spec):
-    """The fixed part of a formula as R deparses it: ``y ~ a + b + a:b``."""
-    terms = [":".join(t) for t in spec.terms] + list(spec.offsets)
-    if not spec.intercept:
-        terms = ["-1"] + terms if terms else ["-1"]
-    return terms
-
-
 def random_text(rt):
     """A random term as R deparses it: ``(1 | g)``, ``(Days | Subject)``, ``(0 + x | g)``."""
     parts = [":".join(t) for t in rt.terms]
@@ -53,9 +45,7 @@ def _formula(spec, random):
     labels += list(spec.offsets)
     if not spec.intercept:
         labels = ["-1"] + labels
-    rhs = " + ".join(labels) if labels else "1"
-    if spec.intercept and not spec.terms and random:
-        rhs = rhs                  # R writes y ~ (1 | g), the intercept implicit
+    rhs = " + ".join(labels) if labels else "1"      # y ~ (1 | g): the intercept implicit
     return f"{spec.response} ~ {rhs}"
 
 

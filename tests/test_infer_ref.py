@@ -360,3 +360,6 @@ def test_bad_input_messages():
     with pytest.raises(L.LmmError, match="numbers of observations"):
         L.pbmodcomp(f, short, nsim=2)
     assert L.ls_means(f).table.empty
+    # lmerTest prints the header of the empty table
+    assert str(L.ls_means(f)).splitlines()[2] == \
+        "     Estimate Std. Error df t value lower upper Pr(>|t|)"
