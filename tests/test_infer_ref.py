@@ -363,3 +363,14 @@ def test_bad_input_messages():
     # lmerTest prints the header of the empty table
     assert str(L.ls_means(f)).splitlines()[2] == \
         "     Estimate Std. Error df t value lower upper Pr(>|t|)"
+
+
+def test_ranova_keeps_weights():
+    """The reduced models get the fit's prior weights, given as a column or an array."""
+    d = data()["sleep"]
+    a = L.ranova(L.lmer("Reaction ~ Days + (Days | Subject)", d, weights="w")).table
+    b = L.ranova(L.lmer("Reaction ~ Days + (Days | Subject)", d,
+                        weights=d["w"].to_numpy())).table
+    pd.testing.assert_frame_equal(a, b, rtol=1e-6)
+    plain = L.ranova(fit("sleep_slope")).table
+    assert abs(a["logLik"].iloc[1] - plain["logLik"].iloc[1]) > 1
