@@ -7,10 +7,20 @@ variances of b as σ̂² Λ (Λ'Z'ZΛ + I)^{-1} Λ' (lme4's condVar).
 """
 
 
+import dataclasses
+
 import numpy as np
 import pandas as pd
 
-from .design import model_matrix
+from .confint import confint as _confint
+from .design import build_design
+from .deviance import Zb
+from .errors import LmmError
+from .fit import FitBase
+from .model import LmerModel
+from .predict import predict_lmer
+from .printing import format_matrix, format_num, print_named_vector
+from .summary import LmerSummary, format_lmer_short
 
 
 class NamedVector(pd.Series):
@@ -21,7 +31,6 @@ class NamedVector(pd.Series):
         return pd.Series  # arithmetic gives a plain Series
 
     def __repr__(self):
-        from .printing import print_named_vector
         return print_named_vector(self, digits=7)
 
 
@@ -48,7 +57,6 @@ class Ranef(dict):
         return pd.DataFrame(rows, columns=["grpvar", "term", "grp", "condval", "condsd"])
 
     def __repr__(self):
-        from .printing import format_matrix, format_num
         out = []
         for g, df in self.items():
             # print.data.frame: each column formatted on its own with 7 digits
@@ -61,44 +69,60 @@ class Ranef(dict):
         return "\n".join(out)
 
 
-class LmerFit:
-    """A fitted linear mixed model (lme4's merMod).
+class LmerFit(FitBase):
+    """A fitted linear mixed model (lme4's merMod); the shared names are in fit.py.
 
     Attributes
     ----------
     fixef, vcov, theta, sigma, loglik, aic, bic, deviance, reml_criterion,
-    nobs, ngrps, singular, REML, formula
+    nobs, ngrps, singular, REML, formula, aliased (lme4's dropped columns)
+    devfun : Deviance
+        The model's profiled deviance θ -> d(θ) (lme4's ``getME(fit, "devfun")``),
+        with its design (X, y, blocks): the start of profiles, refits and
+        simulations.
+    covariance : CovarianceParameters
+        θ's layout: θ -> T_k -> Σ_k -> sd/cor, lme4's names.
+    opt : OptResult
+        What the optimizer reported (θ, criterion, evaluations, messages).
     """
 
-    def __init__(self, spec, frame, dev, xnames, dropped, opt, data_name="data", data=None):
-        self.spec = spec
-        self.data = data            # the data as given, for refits (anova, profiles)
-        self.formula = spec.formula
-        self.frame = frame
-        self._dev = dev
-        self.blocks = dev.blocks
-        self.REML = dev.REML
-        self.dropped = dropped
+    mixed = True
+
+    def __init__(self, model, opt, data_name="data", data=None):
+        design = model.design
+        dev = model.dev
+        self.model = model          # the unfitted model: refits, profiles, bootstrap
+        self.design = design
+        self.spec = design.spec
+        self.data = data            # the data as given, for refits to other data
+        self.formula = self.spec.formula
+        self.frame = design.frame
+        self.devfun = dev
+        self.covariance = dev.covariance
+        self.blocks = design.blocks
+        self.REML = model.REML
+        self.aliased = list(design.dropped)
         self.opt = opt
         self.data_name = data_name
         self.theta = opt.theta
         self.singular = opt.singular
         self.messages = opt.messages
         self.nobs = dev.n
-        self.n_dropped = frame.n_dropped
         fac = dev.factor(self.theta)
         self._fac = fac
         beta, u = dev.solve(fac)
         n, p = dev.n, dev.p
         self.sigma = float(np.sqrt(dev.pwrss(fac) / (n - p if self.REML else n)))
+        xnames = design.xnames
         self.fixef = NamedVector(beta, index=xnames)
         RXinv = np.linalg.inv(fac.RX())
         self.vcov = pd.DataFrame(self.sigma ** 2 * RXinv @ RXinv.T, index=xnames, columns=xnames)
         self._u = u
-        self._b = self._b_from_u(u)
-        crit = float(dev.criterion(fac))
+        self._b = dev.random_effects(u, fac.Ts)   # b = Λu, one (levels x p) array per term
+        # the weighted problem's criterion, plus the Jacobian term -sum(log w)
+        crit = float(dev.criterion(fac)) - model.log_w
         self.reml_criterion = crit if self.REML else None
-        self.deviance = crit if not self.REML else float(dev.criterion(fac, REML=False))
+        self.deviance = crit if not self.REML else float(dev.criterion(fac, REML=False)) - model.log_w
         self.loglik = -crit / 2
         self.npar = p + len(self.theta) + 1
         self.aic = -2 * self.loglik + 2 * self.npar
@@ -107,19 +131,22 @@ class LmerFit:
         for b in self.blocks:
             self.ngrps.setdefault(b.group, b.nlevels)
 
-    # -- random effects
-    def _b_from_u(self, u):
-        """b = Λ u, split into one (levels x p) array per term."""
-        out, start = [], 0
-        Ts = self._dev.split(self.theta)
-        # u is ordered term 1 first, then the rest, each level by level
-        for b, T in zip(self.blocks, Ts):
-            size = b.nlevels * b.p
-            ub = u[start:start + size].reshape(b.nlevels, b.p)
-            out.append(ub @ T.T)
-            start += size
-        return out
+    @property
+    def _dev(self):
+        """Former name of :attr:`devfun`."""
+        return self.devfun
 
+    @property
+    def b_blocks(self):
+        """The conditional modes b̂ = Λû, one (levels x p) array per random term (lme4's order)."""
+        return self._b
+
+    @property
+    def df_residual(self):
+        """lme4's ``df.residual``: nobs - npar."""
+        return self.nobs - self.npar
+
+    # -- random effects
     def _term_groups(self):
         """Terms grouped by grouping factor, in lme4's order of first appearance."""
         groups = {}
@@ -152,8 +179,8 @@ class LmerFit:
 
     def _postvar(self):
         """σ² T (L^{-T}L^{-1})_ll T' per level: lme4's conditional variances."""
-        inv = self._dev.condvar_blocks(self._fac)
-        Ts = self._dev.split(self.theta)
+        inv = self.devfun.condvar_blocks(self._fac)
+        Ts = self.devfun.split(self.theta)
         return [self.sigma ** 2 * np.einsum("ij,ljk,hk->lih", T, V, T)
                 for T, V in zip(Ts, inv)]
 
@@ -178,115 +205,90 @@ class LmerFit:
         Columns grp, var1, var2, vcov, sdcor (variances and covariances in
         vcov; standard deviations and correlations in sdcor).
         """
-        rows = []
-        names = self._vc_names()
-        for b, T, name in zip(self.blocks, self._dev.split(self.theta), names):
-            S = self.sigma ** 2 * T @ T.T
-            sd = np.sqrt(np.diag(S))
-            for i in range(b.p):
-                rows.append((name, b.cnames[i], None, S[i, i], sd[i]))
-            for j in range(b.p):
-                for i in range(j + 1, b.p):
-                    corr = S[i, j] / (sd[i] * sd[j]) if sd[i] * sd[j] > 0 else np.nan
-                    rows.append((name, b.cnames[j], b.cnames[i], S[i, j], corr))
-        rows.append(("Residual", None, None, self.sigma ** 2, self.sigma))
-        return pd.DataFrame(rows, columns=["grp", "var1", "var2", "vcov", "sdcor"])
-
-    def _vc_names(self):
-        """lme4 names repeated grouping factors g, g.1, g.2 ..."""
-        seen, out = {}, []
-        for b in self.blocks:
-            k = seen.get(b.group, 0)
-            out.append(b.group if k == 0 else f"{b.group}.{k}")
-            seen[b.group] = k + 1
-        return out
+        return self.covariance.varcorr(self.theta, self.sigma)
 
     def cov_matrices(self):
         """Per term: (name, column names, covariance matrix σ² T T')."""
-        return [(name, b.cnames, self.sigma ** 2 * T @ T.T)
-                for b, T, name in zip(self.blocks, self._dev.split(self.theta), self._vc_names())]
+        cov = self.covariance
+        return list(zip(cov.names(), cov.cnames, cov.covariances(self.theta, self.sigma)))
 
     # -- fitted values
     def _Zb(self):
-        out = np.zeros(self.nobs)
-        for b, bk in zip(self.blocks, self._b):
-            out += np.einsum("ij,ij->i", b.X, bk[b.codes])
-        return out
+        """Σ_k Z_k b̂_k on the training rows."""
+        return Zb(self.blocks, self._b)
+
+    def _offset(self):
+        off = self.design.offset
+        return 0.0 if off is None else off
 
     def fitted(self):
-        return pd.Series(self._dev.X @ self.fixef.to_numpy() + self._Zb(),
+        """Xβ̂ + Zb̂ (+ offset), as lme4's fitted()."""
+        return pd.Series(self.design.X @ self.fixef.to_numpy() + self._Zb() + self._offset(),
                          index=self.frame.row_index)
 
-    def residuals(self, scaled=False):
-        r = self._dev.y - self.fitted().to_numpy()
+    def residuals(self, scaled=False, type="response"):
+        """y - fitted (``type="response"``) or sqrt(w)(y - fitted) (``"pearson"``);
+        ``scaled=True`` divides by σ̂, as lme4's residuals(fit, scaled = TRUE)."""
+        r = self.design.y - self.fitted().to_numpy()
+        if type == "pearson" and self.design.weights is not None:
+            r = r * np.sqrt(self.design.weights)
         if scaled:
             r = r / self.sigma
         return pd.Series(r, index=self.frame.row_index)
 
-    def predict(self, newdata=None, re_form=None):
-        """Predictions; ``re_form="~0"`` (or NA) gives the fixed part only.
+    def predict(self, newdata=None, re_form=None, allow_new_levels=False):
+        """Predictions, as lme4's ``predict``.
 
-        New levels of a grouping factor get random effect 0, as lme4's
-        ``allow.new.levels = TRUE``.
+        Parameters
+        ----------
+        newdata : DataFrame, optional
+            New data; its variables get the training transforms (scale, poly,
+            factor levels). Without it, the fitted values.
+        re_form : None, "~0", "NA" or a formula such as "~(1 | Subject)"
+            Which random terms to include: all (None), none ("~0", R's
+            ``re.form = NA``), or those of the formula.
+        allow_new_levels : bool
+            Whether a level not seen in training may occur (its random effect is 0,
+            term by term); otherwise that is an error naming the levels.
         """
-        fixed_only = re_form is not None and str(re_form).replace(" ", "") in ("~0", "NA", "nan")
-        if newdata is None:
-            if fixed_only:
-                return pd.Series(self._dev.X @ self.fixef.to_numpy(), index=self.frame.row_index)
-            return self.fitted()
-        spec = self.spec
-        # fixed part with the training factor levels
-        frame = _new_frame(self.frame, newdata, [v for t in spec.terms for v in t])
-        X, names = model_matrix(spec.intercept, spec.terms, frame)
-        X = pd.DataFrame(X, columns=names)[list(self.fixef.index)].to_numpy()
-        pred = X @ self.fixef.to_numpy()
-        if not fixed_only:
-            for b, bk in zip(self.blocks, self._b):
-                rt = next(r for r in spec.random if r.group_name == b.group)
-                vars_ = [v for t in rt.terms for v in t]
-                fr = _new_frame(self.frame, newdata, vars_)
-                Xb, _ = model_matrix(rt.intercept, list(rt.terms), fr)
-                key = newdata[list(rt.group)].astype(str).agg(":".join, axis=1).to_numpy()
-                lookup = {str(lev): i for i, lev in enumerate(b.levels)}
-                idx = np.array([lookup.get(k, -1) for k in key])
-                known = idx >= 0
-                pred[known] += np.einsum("ij,ij->i", Xb[known], bk[idx[known]])
-        return pd.Series(pred, index=newdata.index)
+        return predict_lmer(self, newdata, re_form, allow_new_levels)
 
-    # -- printing
-    def refit(self, REML=None, data=None):
-        """The same model fitted again, e.g. by ML (``REML=False``) or to new data."""
-        from .lmer import lmer
-        fit = lmer(self.spec.formula, self.data if data is None else data,
-                   REML=self.REML if REML is None else REML, optimizer=self.opt.method)
-        fit.data_name = self.data_name
-        return fit
+    def refit(self, REML=None, data=None, y=None):
+        """The same model fitted again: by ML (``REML=False``), to a new response ``y``,
+        or to new ``data`` (the formula's specification is reused, not re-parsed)."""
+        if data is not None:
+            for what, arg in (("weights", self._weights_arg), ("offset", self._offset_arg)):
+                if arg is not None and not isinstance(arg, str):
+                    raise LmmError(f"the model's {what}= was an array for the original rows; "
+                                   f"to refit to new data, give {what}= as a column name")
+            design = build_design(self.spec, data, self._weights_arg, self._offset_arg,
+                                  self.design.contrasts_arg)
+            model = LmerModel(design, self.REML if REML is None else REML)
+        else:
+            model = self.model.refit(y=y, REML=REML)
+        opt = model.optimize(self.opt.method)
+        return LmerFit(model, opt, self.data_name, self.data if data is None else data)
+
+    _weights_arg = None
+    _offset_arg = None
+    call_args = {}          # how weights= and offset= were written, for the summary
+
+    def at_theta(self, theta):
+        """The same model evaluated at another θ (e.g. lme4's optimum): every
+        θ-derived quantity (β̂, σ̂, b̂, predictions) without re-optimizing, so that
+        comparisons are free of two optimizers' stopping points."""
+        opt = dataclasses.replace(self.opt, theta=np.asarray(theta, dtype=float))
+        return LmerFit(self.model, opt, self.data_name, self.data)
 
     def summary(self, ddf=None):
-        from .summary import LmerSummary
+        """lme4's ``summary`` (lmerTest's with ``ddf="Satterthwaite"`` or ``"Kenward-Roger"``)."""
         return LmerSummary(self, ddf=ddf)
 
+    def confint(self, parm=None, level=0.95, method="profile", **kwargs):
+        """lme4's ``confint``: see :func:`lmmlite.confint.confint`."""
+        return _confint(self, parm=parm, level=level, method=method, **kwargs)
+
     def __repr__(self):
-        from .summary import format_lmer_short
         return format_lmer_short(self)
 
 
-def _new_frame(train, newdata, names):
-    """A Frame of new data with the training levels of every factor."""
-    from .frame import Frame
-    from .errors import LmmError
-    cols = {}
-    for name in dict.fromkeys(names):
-        if name not in newdata:
-            raise LmmError(f"newdata has no column '{name}' needed for prediction")
-        old = train.columns[name]
-        if isinstance(old, pd.Categorical):
-            vals = newdata[name]
-            cat = pd.Categorical(vals, categories=old.categories)
-            if np.any(cat.codes < 0):
-                bad = sorted(set(map(str, vals[cat.codes < 0])))
-                raise LmmError(f"factor '{name}' has new levels {', '.join(bad)}")
-            cols[name] = cat
-        else:
-            cols[name] = newdata[name].to_numpy(dtype=float)
-    return Frame(columns=cols, nobs=len(newdata), n_dropped=0, row_index=newdata.index)
