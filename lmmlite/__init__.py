@@ -12,6 +12,7 @@ from .lm import lm
 from .lmer import lmer
 from .anova import anova
 from .confint import confint
+from .design import model_matrix
 
 __version__ = "0.1.0"
 
@@ -36,5 +37,5 @@ def VarCorr(fit):
     return fit.varcorr()
 
 
-__all__ = ["lm", "lmer", "anova", "confint", "fixef", "ranef", "coef", "VarCorr", "load", "datasets",
+__all__ = ["lm", "lmer", "anova", "confint", "model_matrix", "fixef", "ranef", "coef", "VarCorr", "load", "datasets",
            "LmmError", "FormulaError", "ConvergenceWarning", "SingularFitWarning"]

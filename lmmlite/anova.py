@@ -20,7 +20,7 @@ import pandas as pd
 from scipy import stats
 
 from . import printing as P
-from .design import model_matrix
+from .design import term_matrix
 from .errors import LmmError
 
 REFIT_MESSAGE = "refitting model(s) with ML (instead of REML)"
@@ -197,18 +197,8 @@ def _same_data(a, b):
 # --------------------------------------------------------------------------
 # single-model F tables (lmerTest)
 def _term_columns(fit):
-    """Map each fixed-effects term label to the indices of its (kept) X columns."""
-    spec = fit.spec
-    names = list(fit.fixef.index)
-    pos = {n: i for i, n in enumerate(names)}
-    out = {}
-    ncol = 1 if spec.intercept else 0
-    for k, term in enumerate(spec.terms):
-        _, nm = model_matrix(spec.intercept, spec.terms[:k + 1], fit.frame)
-        cols = nm[ncol:]
-        ncol = len(nm)
-        out[":".join(term)] = [pos[c] for c in cols if c in pos]
-    return out
+    """Map each fixed-effects term label to the indices of its (kept) X columns (R's assign)."""
+    return fit.design.term_columns()
 
 
 def _doolittle(x, eps=1e-6):
@@ -254,7 +244,7 @@ def contrasts_type3(fit):
         rd_cols.append(np.ones((frame.nobs, 1)))
         rd_names.append("(Intercept)")
     for t in spec.terms:
-        M, nm = model_matrix(False, [t], frame)
+        M, nm, _, _ = term_matrix(False, [t], frame)
         rd_cols.append(M)
         rd_names += nm
     rdX = np.hstack(rd_cols)

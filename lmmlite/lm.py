@@ -8,36 +8,46 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from .design import drop_rank_deficient, model_matrix
+from .design import build_design
 from .errors import LmmError
 from .formula import parse_formula
-from .frame import model_frame
+from .lm_predict import confint_lm, predict_lm
 
 
 class LmFit:
-    """A fitted linear model (R's ``lm``)."""
+    """A fitted linear model (R's ``lm``), by (weighted) least squares."""
 
-    def __init__(self, formula, data, data_name="data"):
+    _offset_arg = None      # the offset= argument, which predict.lm reads from newdata
+
+    def __init__(self, formula, data, data_name="data", weights=None, offset=None,
+                 contrasts=None):
         spec = parse_formula(formula)
         if spec.random:
             raise LmmError(f"lm() cannot fit random-effects terms such as "
                            f"{spec.random[0].text}; use lmer()")
         self.spec, self.formula, self.data_name = spec, spec.formula, data_name
-        frame = model_frame(spec, data)
-        self.frame = frame
-        Xfull, names = model_matrix(spec.intercept, spec.terms, frame)
-        X, kept, self.aliased = drop_rank_deficient(Xfull, names, quiet=True)
-        y = frame.columns[spec.response]
+        # R's lm keeps unused factor levels (their coefficients are NA)
+        design = build_design(spec, data, weights, offset, contrasts,
+                              drop_unused_levels=False, quiet_rank=True)
+        self.design = design
+        self.frame = design.frame
+        self.aliased = design.dropped
+        names, kept = design.full_names, design.xnames
+        X, y = design.X, design.y
+        off = 0.0 if design.offset is None else design.offset
+        w = np.ones(len(y)) if design.weights is None else design.weights
+        sw = np.sqrt(w)
         self.nobs, self.rank = len(y), X.shape[1]
         self.df_residual = self.nobs - self.rank
         if self.df_residual < 0:
             raise LmmError("more coefficients than observations")
-        Q, R = np.linalg.qr(X)
-        beta = np.linalg.solve(R, Q.T @ y) if self.rank else np.zeros(0)
-        self._fitted = X @ beta
+        Q, R = np.linalg.qr(X * sw[:, None])
+        beta = np.linalg.solve(R, Q.T @ ((y - off) * sw)) if self.rank else np.zeros(0)
+        self._beta = beta
+        self._fitted = X @ beta + off
         self._resid = y - self._fitted
-        self._y = y
-        self.rss = float(self._resid @ self._resid)
+        self._y, self._w = y, w
+        self.rss = float(w @ self._resid ** 2)
         self.sigma = np.sqrt(self.rss / self.df_residual) if self.df_residual else np.nan
         Rinv = np.linalg.inv(R) if self.rank else np.zeros((0, 0))
         cov = self.sigma ** 2 * Rinv @ Rinv.T
@@ -45,9 +55,10 @@ class LmFit:
         self.coefficients[kept] = beta
         self.vcov = pd.DataFrame(cov, index=kept, columns=kept)
         self.intercept = spec.intercept
-        # log-likelihood of the normal model with σ² = RSS/n (R's logLik.lm)
+        # R's logLik.lm: 0.5 * (Σ log w - n (log(2π) + 1 - log n + log Σ w r²))
         n = self.nobs
-        self.loglik = -n / 2 * (np.log(2 * np.pi * self.rss / n) + 1)
+        self.loglik = 0.5 * (np.sum(np.log(w)) - n * (np.log(2 * np.pi) + 1 - np.log(n)
+                                                      + np.log(self.rss)))
         self.npar = self.rank + 1
         self.aic = -2 * self.loglik + 2 * self.npar
         self.bic = -2 * self.loglik + np.log(n) * self.npar
@@ -57,6 +68,19 @@ class LmFit:
 
     def residuals(self):
         return pd.Series(self._resid, index=self.frame.row_index)
+
+    def predict(self, newdata=None, interval=None, level=0.95):
+        """Predictions as R's ``predict.lm``: a Series, or with ``interval`` =
+        ``"confidence"`` or ``"prediction"`` a DataFrame with columns fit, lwr, upr.
+
+        The prediction interval adds σ̂² (weight 1 for new rows, as R assumes).
+        """
+        return predict_lm(self, newdata, interval, level)
+
+    def confint(self, level=0.95):
+        """Confidence intervals of the coefficients, as R's ``confint.lm``:
+        β̂ ± t_{df, (1+level)/2} SE; NA for aliased coefficients."""
+        return confint_lm(self, level)
 
     def coef_table(self):
         """Estimate, Std. Error, t value, Pr(>|t|) for the estimable coefficients."""
@@ -69,8 +93,13 @@ class LmFit:
 
     def r_squared(self):
         """Multiple and adjusted R², as summary.lm (centred when there is an intercept)."""
-        y = self._y
-        mss = np.sum((self._fitted - y.mean()) ** 2) if self.intercept else np.sum(self._fitted ** 2)
+        # summary.lm: fitted values without the offset, weighted sums of squares
+        w = self._w
+        f = self._fitted - (0.0 if self.design.offset is None else self.design.offset)
+        if self.intercept:
+            mss = float(w @ (f - (w @ f) / w.sum()) ** 2)
+        else:
+            mss = float(w @ f ** 2)
         r2 = mss / (mss + self.rss)
         df_int = 1 if self.intercept else 0
         adj = 1 - (1 - r2) * (self.nobs - df_int) / self.df_residual
@@ -87,7 +116,15 @@ class LmFit:
         return format_lm_short(self)
 
 
-def lm(formula, data):
-    """Fit a linear model by least squares, as R's ``lm(formula, data)``."""
+def lm(formula, data, weights=None, offset=None, contrasts=None):
+    """Fit a linear model by least squares, as R's ``lm(formula, data)``.
+
+    ``weights`` (prior weights: weighted least squares), ``offset`` (a column
+    name or one value per row) and ``contrasts`` (e.g. ``{"f": "contr.sum"}``)
+    as R's arguments of the same names.
+    """
     from .lmer import _data_name
-    return LmFit(formula, data, data_name=_data_name(data))
+    fit = LmFit(formula, data, data_name=_data_name(data), weights=weights, offset=offset,
+                contrasts=contrasts)
+    fit._offset_arg = offset
+    return fit

@@ -7,26 +7,29 @@ import warnings
 
 import numpy as np
 
-from .deviance import Deviance
-from .design import check_scale, drop_rank_deficient, model_matrix, random_blocks
+from .design import build_design, check_scale
 from .errors import LmmError, SingularFitWarning
 from .formula import parse_formula
-from .frame import model_frame
-from .optimize import blas_single_thread, optimize_theta
+from .model import LmerModel
+from .optimize import blas_single_thread
 from .results import LmerFit
 
 
 LARGE = 20_000  # observations from which lmer() reports its progress by default
 
 
-def lmer(formula, data, REML=True, optimizer="auto", verbose=None):
+def lmer(formula, data, REML=True, optimizer="auto", verbose=None, weights=None, offset=None,
+         contrasts=None):
     """Fit a linear mixed model with lme4's formula syntax.
 
     Parameters
     ----------
     formula : str
         e.g. ``"Reaction ~ Days + (1 + Days | Subject)"``. Random terms:
-        ``(1|g)``, ``(x|g)``, ``(0 + x|g)``, ``(x||g)``, ``(1|a/b)``, ``(1|a:b)``.
+        ``(1|g)``, ``(x|g)``, ``(0 + x|g)``, ``(x||g)``, ``(1|a/b)``, ``(1|a:b)``;
+        R's formula language in the fixed part and inside random terms
+        (``log(x + 1)``, ``poly(x, 2)``, ``scale(x)``, ``factor(x)``,
+        ``C(f, contr.sum)``, ``I(x^2)``, ``offset(z)``, ``%in%``, ``^``, ``-``).
     data : pandas.DataFrame
         Rows with a missing value in a used column are dropped (and counted).
     REML : bool
@@ -42,46 +45,53 @@ def lmer(formula, data, REML=True, optimizer="auto", verbose=None):
         Report the model size and the time spent on stderr.  ``None`` (default):
         only for large data (at least 20,000 observations), where a fit takes
         seconds.
+    weights : str or array, optional
+        Prior weights w (a column of ``data`` or one value per row):
+        Var(y_i | b) = σ²/w_i, as lme4's ``weights=``.
+    offset : str or array, optional
+        A known term added to the linear predictor, as lme4's ``offset=``
+        (``offset(x)`` in the formula does the same).
+    contrasts : dict, optional
+        Contrasts per factor, e.g. ``{"f": "contr.sum"}`` (R's ``contrasts=``).
+        By default unordered factors get treatment and ordered factors
+        polynomial contrasts, as in R.
 
     Returns
     -------
     LmerFit
     """
     with blas_single_thread():
-        return _lmer(formula, data, REML, optimizer, verbose, _data_name(data))
+        return _lmer(formula, data, REML, optimizer, verbose, _data_name(data),
+                     weights, offset, contrasts)
 
 
-def _lmer(formula, data, REML, optimizer, verbose, data_name):
+def _lmer(formula, data, REML, optimizer, verbose, data_name, weights=None, offset=None,
+          contrasts=None):
     t0 = time.perf_counter()
     spec = parse_formula(formula)
     if not spec.random:
         raise LmmError(f"no random effects terms specified in formula '{spec.formula}'; "
                        "use lm() for a model without random effects")
-    frame = model_frame(spec, data)
-    X, xnames = model_matrix(spec.intercept, spec.terms, frame)
-    X, xnames, dropped = drop_rank_deficient(X, xnames)
-    check_scale(X)
-    y = frame.columns[spec.response]
+    design = build_design(spec, data, weights, offset, contrasts)
+    check_scale(design.X)
+    y = design.y
     if np.ptp(y) == 0:
         raise LmmError(f"the response '{spec.response}' is constant ({y[0]:g} in every row); "
                        "there is no variation to model")
-    blocks = random_blocks(spec, frame)
-    if X.shape[1] >= frame.nobs:
-        raise LmmError(f"{X.shape[1]} fixed effects for {frame.nobs} observations: "
-                       "the model has too many fixed effects for the data")
     if verbose is None:
-        verbose = frame.nobs >= LARGE
+        verbose = design.nobs >= LARGE
     if verbose:
-        print(f"lmer: {frame.nobs} observations, {X.shape[1]} fixed effects, random effects "
-              + ", ".join(f"{b.group} ({b.nlevels} levels x {b.p})" for b in blocks)
+        print(f"lmer: {design.nobs} observations, {design.X.shape[1]} fixed effects, random "
+              "effects " + ", ".join(f"{b.group} ({b.nlevels} levels x {b.p})"
+                                     for b in design.blocks)
               + "; optimizing ...", file=sys.stderr, flush=True)
-    dev = Deviance(blocks, X, y, REML=REML)
-    theta0 = np.concatenate([b.theta_start() for b in blocks])
-    opt = optimize_theta(dev, theta0, dev.lower, method=optimizer)
+    model = LmerModel(design, REML=REML)
+    opt = model.optimize(optimizer)
     if opt.singular:
         warnings.warn(opt.messages[0], SingularFitWarning, stacklevel=2)
-    fit = LmerFit(spec=spec, frame=frame, dev=dev, xnames=xnames, dropped=dropped,
-                  opt=opt, data_name=data_name, data=data)
+    fit = LmerFit(model, opt, data_name=data_name, data=data)
+    fit._weights_arg = weights if isinstance(weights, str) else None
+    fit._offset_arg = offset if isinstance(offset, str) else None
     if verbose:
         print(f"lmer: done, {opt.nfev} deviance evaluations in "
               f"{time.perf_counter() - t0:.1f} s", file=sys.stderr, flush=True)

@@ -10,7 +10,9 @@ variances of b as σ̂² Λ (Λ'Z'ZΛ + I)^{-1} Λ' (lme4's condVar).
 import numpy as np
 import pandas as pd
 
-from .design import model_matrix
+from .design import build_design
+from .model import LmerModel
+from .predict import predict_lmer
 
 
 class NamedVector(pd.Series):
@@ -70,35 +72,41 @@ class LmerFit:
     nobs, ngrps, singular, REML, formula
     """
 
-    def __init__(self, spec, frame, dev, xnames, dropped, opt, data_name="data", data=None):
-        self.spec = spec
-        self.data = data            # the data as given, for refits (anova, profiles)
-        self.formula = spec.formula
-        self.frame = frame
+    def __init__(self, model, opt, data_name="data", data=None):
+        design = model.design
+        dev = model.dev
+        self.model = model          # the unfitted model: refits, profiles, bootstrap
+        self.design = design
+        self.spec = design.spec
+        self.data = data            # the data as given, for refits to other data
+        self.formula = self.spec.formula
+        self.frame = design.frame
         self._dev = dev
-        self.blocks = dev.blocks
-        self.REML = dev.REML
-        self.dropped = dropped
+        self.blocks = design.blocks
+        self.REML = model.REML
+        self.dropped = design.dropped
         self.opt = opt
         self.data_name = data_name
         self.theta = opt.theta
         self.singular = opt.singular
         self.messages = opt.messages
         self.nobs = dev.n
-        self.n_dropped = frame.n_dropped
+        self.n_dropped = design.frame.n_dropped
         fac = dev.factor(self.theta)
         self._fac = fac
         beta, u = dev.solve(fac)
         n, p = dev.n, dev.p
         self.sigma = float(np.sqrt(dev.pwrss(fac) / (n - p if self.REML else n)))
+        xnames = design.xnames
         self.fixef = NamedVector(beta, index=xnames)
         RXinv = np.linalg.inv(fac.RX())
         self.vcov = pd.DataFrame(self.sigma ** 2 * RXinv @ RXinv.T, index=xnames, columns=xnames)
         self._u = u
         self._b = self._b_from_u(u)
-        crit = float(dev.criterion(fac))
+        # the weighted problem's criterion, plus the Jacobian term -sum(log w)
+        crit = float(dev.criterion(fac)) - model.log_w
         self.reml_criterion = crit if self.REML else None
-        self.deviance = crit if not self.REML else float(dev.criterion(fac, REML=False))
+        self.deviance = crit if not self.REML else float(dev.criterion(fac, REML=False)) - model.log_w
         self.loglik = -crit / 2
         self.npar = p + len(self.theta) + 1
         self.aic = -2 * self.loglik + 2 * self.npar
@@ -208,59 +216,59 @@ class LmerFit:
 
     # -- fitted values
     def _Zb(self):
-        out = np.zeros(self.nobs)
-        for b, bk in zip(self.blocks, self._b):
-            out += np.einsum("ij,ij->i", b.X, bk[b.codes])
-        return out
+        """Σ_k Z_k b̂_k on the training rows."""
+        return sum(np.einsum("ij,ij->i", b.X, bk[b.codes]) for b, bk in zip(self.blocks, self._b))
+
+    def _offset(self):
+        off = self.design.offset
+        return 0.0 if off is None else off
 
     def fitted(self):
-        return pd.Series(self._dev.X @ self.fixef.to_numpy() + self._Zb(),
+        """Xβ̂ + Zb̂ (+ offset), as lme4's fitted()."""
+        return pd.Series(self.design.X @ self.fixef.to_numpy() + self._Zb() + self._offset(),
                          index=self.frame.row_index)
 
-    def residuals(self, scaled=False):
-        r = self._dev.y - self.fitted().to_numpy()
+    def residuals(self, scaled=False, type="response"):
+        """y - fitted (``type="response"``) or sqrt(w)(y - fitted) (``"pearson"``);
+        ``scaled=True`` divides by σ̂, as lme4's residuals(fit, scaled = TRUE)."""
+        r = self.design.y - self.fitted().to_numpy()
+        if type == "pearson" and self.design.weights is not None:
+            r = r * np.sqrt(self.design.weights)
         if scaled:
             r = r / self.sigma
         return pd.Series(r, index=self.frame.row_index)
 
-    def predict(self, newdata=None, re_form=None):
-        """Predictions; ``re_form="~0"`` (or NA) gives the fixed part only.
+    def predict(self, newdata=None, re_form=None, allow_new_levels=False):
+        """Predictions, as lme4's ``predict``.
 
-        New levels of a grouping factor get random effect 0, as lme4's
-        ``allow.new.levels = TRUE``.
+        Parameters
+        ----------
+        newdata : DataFrame, optional
+            New data; its variables get the training transforms (scale, poly,
+            factor levels). Without it, the fitted values.
+        re_form : None, "~0", "NA" or a formula such as "~(1 | Subject)"
+            Which random terms to include: all (None), none ("~0", R's
+            ``re.form = NA``), or those of the formula.
+        allow_new_levels : bool
+            Whether a level not seen in training may occur (its random effect is 0,
+            term by term); otherwise that is an error naming the levels.
         """
-        fixed_only = re_form is not None and str(re_form).replace(" ", "") in ("~0", "NA", "nan")
-        if newdata is None:
-            if fixed_only:
-                return pd.Series(self._dev.X @ self.fixef.to_numpy(), index=self.frame.row_index)
-            return self.fitted()
-        spec = self.spec
-        # fixed part with the training factor levels
-        frame = _new_frame(self.frame, newdata, [v for t in spec.terms for v in t])
-        X, names = model_matrix(spec.intercept, spec.terms, frame)
-        X = pd.DataFrame(X, columns=names)[list(self.fixef.index)].to_numpy()
-        pred = X @ self.fixef.to_numpy()
-        if not fixed_only:
-            for b, bk in zip(self.blocks, self._b):
-                rt = next(r for r in spec.random if r.group_name == b.group)
-                vars_ = [v for t in rt.terms for v in t]
-                fr = _new_frame(self.frame, newdata, vars_)
-                Xb, _ = model_matrix(rt.intercept, list(rt.terms), fr)
-                key = newdata[list(rt.group)].astype(str).agg(":".join, axis=1).to_numpy()
-                lookup = {str(lev): i for i, lev in enumerate(b.levels)}
-                idx = np.array([lookup.get(k, -1) for k in key])
-                known = idx >= 0
-                pred[known] += np.einsum("ij,ij->i", Xb[known], bk[idx[known]])
-        return pd.Series(pred, index=newdata.index)
+        return predict_lmer(self, newdata, re_form, allow_new_levels)
 
-    # -- printing
-    def refit(self, REML=None, data=None):
-        """The same model fitted again, e.g. by ML (``REML=False``) or to new data."""
-        from .lmer import lmer
-        fit = lmer(self.spec.formula, self.data if data is None else data,
-                   REML=self.REML if REML is None else REML, optimizer=self.opt.method)
-        fit.data_name = self.data_name
-        return fit
+    def refit(self, REML=None, data=None, y=None):
+        """The same model fitted again: by ML (``REML=False``), to a new response ``y``,
+        or to new ``data`` (the formula's specification is reused, not re-parsed)."""
+        if data is not None:
+            design = build_design(self.spec, data, self._weights_arg, self._offset_arg,
+                                  self.design.contrasts_arg)
+            model = LmerModel(design, self.REML if REML is None else REML)
+        else:
+            model = self.model.refit(y=y, REML=REML)
+        opt = model.optimize(self.opt.method)
+        return LmerFit(model, opt, self.data_name, self.data if data is None else data)
+
+    _weights_arg = None
+    _offset_arg = None
 
     def summary(self, ddf=None):
         from .summary import LmerSummary
@@ -271,22 +279,3 @@ class LmerFit:
         return format_lmer_short(self)
 
 
-def _new_frame(train, newdata, names):
-    """A Frame of new data with the training levels of every factor."""
-    from .frame import Frame
-    from .errors import LmmError
-    cols = {}
-    for name in dict.fromkeys(names):
-        if name not in newdata:
-            raise LmmError(f"newdata has no column '{name}' needed for prediction")
-        old = train.columns[name]
-        if isinstance(old, pd.Categorical):
-            vals = newdata[name]
-            cat = pd.Categorical(vals, categories=old.categories)
-            if np.any(cat.codes < 0):
-                bad = sorted(set(map(str, vals[cat.codes < 0])))
-                raise LmmError(f"factor '{name}' has new levels {', '.join(bad)}")
-            cols[name] = cat
-        else:
-            cols[name] = newdata[name].to_numpy(dtype=float)
-    return Frame(columns=cols, nobs=len(newdata), n_dropped=0, row_index=newdata.index)

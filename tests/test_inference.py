@@ -43,8 +43,7 @@ def _at_theta(fit, theta):
     cross-check compares the inference code, not the two optimizers' stopping points."""
     from lmmlite.results import LmerFit
     opt = dataclasses.replace(fit.opt, theta=np.asarray(theta, dtype=float))
-    return LmerFit(spec=fit.spec, frame=fit.frame, dev=fit._dev, xnames=list(fit.fixef.index),
-                   dropped=fit.dropped, opt=opt, data_name=fit.data_name, data=fit.data)
+    return LmerFit(fit.model, opt, data_name=fit.data_name, data=fit.data)
 
 
 # --- (a) published numbers ------------------------------------------------------

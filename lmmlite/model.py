@@ -1,0 +1,65 @@
+"""Stage 4: the unfitted linear mixed model (lme4's lFormula + mkLmerDevfun).
+
+An :class:`LmerModel` is built from a :class:`~lmmlite.design.Design`: it owns the
+profiled deviance d(θ) (:class:`~lmmlite.deviance.Deviance`) of the weighted
+problem and fits it. Prior weights w enter as Var(y_i | b) = σ²/w_i: every row of
+[Z X y - offset] is multiplied by sqrt(w_i), and the criterion gains the Jacobian
+term -Σ log w_i (as lme4's REML criterion and deviance do). Anova refits,
+profiles, the bootstrap and simulation use :meth:`refit`; nothing re-parses the
+formula.
+"""
+
+import numpy as np
+
+from .deviance import Deviance
+from .errors import LmmError
+from .optimize import optimize_theta
+
+
+class LmerModel:
+    """A linear mixed model before fitting: ``deviance(θ)``, ``fit()``, ``refit()``.
+
+    Parameters
+    ----------
+    design : Design
+    REML : bool
+    """
+
+    def __init__(self, design, REML=True):
+        self.design = design
+        self.REML = REML
+        y = design.y if design.offset is None else design.y - design.offset
+        if design.weights is None:
+            self.sqrt_w, self.log_w = None, 0.0
+            blocks, X = design.blocks, design.X
+        else:
+            s = np.sqrt(design.weights)
+            self.sqrt_w, self.log_w = s, float(np.sum(np.log(design.weights)))
+            blocks = [b.scaled(s) for b in design.blocks]
+            X, y = design.X * s[:, None], y * s
+        if design.X.shape[1] >= design.nobs:
+            raise LmmError(f"{design.X.shape[1]} fixed effects for {design.nobs} observations: "
+                           "the model has too many fixed effects for the data")
+        self.dev = Deviance(blocks, X, y, REML=REML)
+
+    @property
+    def lower(self):
+        return self.dev.lower
+
+    def theta_start(self):
+        return np.concatenate([b.theta_start() for b in self.design.blocks])
+
+    def deviance(self, theta, REML=None):
+        """The profiled REML criterion (REML) or deviance (ML) at θ, with -Σ log w."""
+        fac = self.dev.factor(np.asarray(theta, dtype=float))
+        return float(self.dev.criterion(fac, REML=REML)) - self.log_w
+
+    def optimize(self, optimizer="auto", theta0=None):
+        """Minimize d(θ); returns the optimizer's result (OptResult)."""
+        start = self.theta_start() if theta0 is None else theta0
+        return optimize_theta(self.dev, start, self.dev.lower, method=optimizer)
+
+    def refit(self, y=None, REML=None):
+        """The same model with another response and/or criterion (unfitted)."""
+        design = self.design if y is None else self.design.with_response(y)
+        return LmerModel(design, self.REML if REML is None else REML)
