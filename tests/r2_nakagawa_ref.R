@@ -1,4 +1,4 @@
-# Reference values for the R^2 / ICC table of chapters/11-workflow-reporting.md, from R's
+# Reference values for the R^2 / ICC table of chapters/10-p-values.md, from R's
 # performance package (r2_nakagawa, icc) on the same data and models.  Regenerate with
 #   Rscript tests/r2_nakagawa_ref.R > tests/golden/r2_nakagawa.json
 # (run from the repository root; needs lme4 and performance).

@@ -46,10 +46,10 @@ def _table_row(page, label, ncol):
 
 
 def test_r2_and_icc_table_matches_performance():
-    """Chapter 11's table (3 decimals) against R's performance::r2_nakagawa / icc
+    """Chapter 10's table (3 decimals) against R's performance::r2_nakagawa / icc
     (tests/golden/r2_nakagawa.json, written by tests/r2_nakagawa_ref.R)."""
     _book_text()      # skips when the book is not built
-    page = (HTML / "11-workflow-reporting.html").read_text()
+    page = (HTML / "10-p-values.html").read_text()
     ref = json.loads((GOLDEN / "r2_nakagawa.json").read_text())
     models = ["plasma mm", "sleepstudy fm", "workflow full"]
     for label in ["R2 marginal", "R2 conditional", "ICC adjusted", "ICC unadjusted"]:
