@@ -17,6 +17,7 @@ from .design import model_matrix
 __version__ = "0.1.0"
 
 
+# R-like functions mirroring the fit interface (fit.py): fixef(fit) is fit.fixef, ...
 def fixef(fit):
     """Fixed-effects estimates (R's ``fixef``), a pandas Series."""
     return fit.fixef
@@ -28,8 +29,13 @@ def ranef(fit, condvar=True):
 
 
 def coef(fit):
-    """Per-level coefficients for an lmer fit, or the coefficients of an lm fit."""
-    return fit.coef() if callable(getattr(fit, "coef", None)) else fit.coefficients
+    """R's ``coef``: per-level coefficients of an lmer fit, the coefficients of an lm fit."""
+    return fit.coef()
+
+
+def vcov(fit):
+    """Covariance matrix of the fixed-effects estimates (R's ``vcov``)."""
+    return fit.vcov
 
 
 def VarCorr(fit):
@@ -37,5 +43,57 @@ def VarCorr(fit):
     return fit.varcorr()
 
 
-__all__ = ["lm", "lmer", "anova", "confint", "model_matrix", "fixef", "ranef", "coef", "VarCorr", "load", "datasets",
+def sigma(fit):
+    """Residual standard deviation (R's ``sigma``)."""
+    return fit.sigma
+
+
+def nobs(fit):
+    """Number of observations used (R's ``nobs``)."""
+    return fit.nobs
+
+
+def logLik(fit):
+    """Log-likelihood (R's ``logLik``; the REML criterion / -2 for a REML fit)."""
+    return fit.loglik
+
+
+def AIC(fit):
+    """Akaike's information criterion (R's ``AIC``)."""
+    return fit.aic
+
+
+def BIC(fit):
+    """Bayesian information criterion (R's ``BIC``)."""
+    return fit.bic
+
+
+def deviance(fit):
+    """R's ``deviance``: the ML deviance of an lmer fit, the RSS of an lm fit."""
+    return fit.deviance
+
+
+def df_residual(fit):
+    """Residual degrees of freedom (R's ``df.residual``)."""
+    return fit.df_residual
+
+
+def fitted(fit):
+    """Fitted values (R's ``fitted``)."""
+    return fit.fitted()
+
+
+def residuals(fit):
+    """Residuals (R's ``residuals``)."""
+    return fit.residuals()
+
+
+def isSingular(fit):
+    """lme4's ``isSingular``: an lmer fit on the boundary of its parameter space."""
+    return bool(fit.singular)
+
+
+__all__ = ["lm", "lmer", "anova", "confint", "fixef", "ranef", "coef", "vcov", "VarCorr",
+           "sigma", "nobs", "logLik", "AIC", "BIC", "deviance", "df_residual", "fitted",
+           "residuals", "isSingular", "model_matrix", "load", "datasets",
            "LmmError", "FormulaError", "ConvergenceWarning", "SingularFitWarning"]

@@ -12,7 +12,6 @@
 """
 
 import inspect
-import sys
 import warnings
 
 import numpy as np
@@ -21,7 +20,9 @@ from scipy import stats
 
 from . import printing as P
 from .design import term_matrix
-from .errors import LmmError
+from .errors import LmmError, message
+from .fit import FitBase
+from .inference import contestMD
 
 REFIT_MESSAGE = "refitting model(s) with ML (instead of REML)"
 
@@ -85,19 +86,17 @@ def anova(*models, refit=True, model_names=None, type="III", ddf="Satterthwaite"
     AnovaTable
         ``str()`` prints as R; ``.table`` is the DataFrame.
     """
-    from .results import LmerFit
-    from .lm import LmFit
     if not models:
         raise LmmError("anova() needs at least one fitted model")
     for m in models:
-        if not isinstance(m, (LmerFit, LmFit)):
+        if not isinstance(m, FitBase):
             raise LmmError(f"anova() takes lmer or lm fits, not {type_name(m)}")
     if len(models) == 1:
-        if not isinstance(models[0], LmerFit):
+        if not models[0].mixed:
             raise LmmError("anova() of a single lm fit is not implemented; "
                            "pass two or more models to compare them")
         return single_anova(models[0], type=type, ddf=ddf)
-    if not any(isinstance(m, LmerFit) for m in models):
+    if not any(m.mixed for m in models):
         raise LmmError("anova() of lm fits only is not implemented: "
                        "include at least one lmer fit")
     if model_names is None:
@@ -138,8 +137,11 @@ def _caller_names(models, depth=2):
 
 
 def lrt_table(models, names, refit=True):
-    """lme4's ``anova.merMod`` for two or more models."""
-    from .results import LmerFit
+    """lme4's ``anova.merMod`` for two or more models.
+
+    Refitting REML fits by ML is announced as lme4 does, with a message on
+    stderr (``errors.message``; silence it through the ``"lmmlite"`` logger).
+    """
     nobs = [m.nobs for m in models]
     if len(set(nobs)) > 1:
         raise LmmError("models were not all fitted to the same size of dataset "
@@ -149,14 +151,14 @@ def lrt_table(models, names, refit=True):
         if not _same_data(first, m):
             raise LmmError(f"all models must be fit to the same data object: {names[0]} uses "
                            f"'{first.data_name}', {nm} uses '{m.data_name}'")
-    reml = [isinstance(m, LmerFit) and m.REML for m in models]
+    reml = [m.mixed and m.REML for m in models]
     if refit:
         if any(reml):
-            print(REFIT_MESSAGE, file=sys.stderr)
+            message(REFIT_MESSAGE)
         models = [m.refit(REML=False) if r else m for m, r in zip(models, reml)]
     elif any(reml):
         if not all(reml):
-            lm_ = [nm for m, nm in zip(models, names) if not isinstance(m, LmerFit)]
+            lm_ = [nm for m, nm in zip(models, names) if not m.mixed]
             if lm_:
                 raise LmmError(f"cannot compare the REML criterion of an lmer fit with the "
                                f"log-likelihood of lm fit(s) {', '.join(lm_)}: use refit=True")
@@ -218,7 +220,7 @@ def _doolittle(x, eps=1e-6):
 
 def contrasts_type1(fit):
     """Sequential (type I) hypotheses: rows of the Doolittle factor of X'X per term."""
-    X = fit._dev.X
+    X = fit.design.X
     p = X.shape[1]
     L = np.eye(1) if p == 1 else _doolittle(X.T @ X)[0].T
     cols = _term_columns(fit)
@@ -234,7 +236,7 @@ def contrasts_type3(fit):
     it (same numeric variables, more factors), highest order first.
     """
     spec = fit.spec
-    X = fit._dev.X
+    X = fit.design.X
     terms = [":".join(t) for t in spec.terms]
     if X.shape[1] <= 1 or len(terms) <= 1:
         return contrasts_type1(fit)
@@ -278,16 +280,15 @@ def contrasts_type3(fit):
 
 def single_anova(fit, type="III", ddf="Satterthwaite"):
     """lmerTest's ``anova(fit)``: one F test per fixed-effects term."""
-    from .inference import contestMD
     t = str(type).upper()
     if t in ("III", "3"):
         Ls, title = contrasts_type3(fit), "Type III"
     elif t in ("I", "1"):
         Ls, title = contrasts_type1(fit), "Type I"
     else:
-        raise ValueError("type must be 'III' (3) or 'I' (1)")
+        raise LmmError(f"type must be 'III' (3) or 'I' (1), not {type!r}")
     if ddf not in ("Satterthwaite", "Kenward-Roger"):
-        raise ValueError("ddf must be 'Satterthwaite' or 'Kenward-Roger'")
+        raise LmmError(f"ddf must be 'Satterthwaite' or 'Kenward-Roger', not {ddf!r}")
     rows = {}
     for term, L in Ls.items():
         if L.shape[0] == 0:

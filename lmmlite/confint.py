@@ -1,4 +1,4 @@
-"""Confidence intervals for an lmer fit, as lme4's ``confint.merMod``.
+"""Confidence intervals for an lmer fit, as lme4's ``confint.merMod`` (and R's ``confint.lm``).
 
 Rows ``.sig01, .sig02, ..., .sigma`` (the random-effects standard deviations
 and correlations, term by term, each term's lower triangle column by column:
@@ -30,121 +30,25 @@ import pandas as pd
 from scipy import optimize, stats
 
 from .deviance import Deviance
-from .errors import LmmError
-
-
-# --------------------------------------------------------------------------
-# sd/correlation parameterization (lme4's Cv_to_Sv / Sv_to_Cv)
-def _sdcor_from_theta(dev, theta, sigma):
-    out = []
-    for b, T in zip(dev.blocks, dev.split(theta)):
-        S = sigma ** 2 * T @ T.T
-        sd = np.sqrt(np.maximum(np.diag(S), 0))
-        for j in range(b.p):
-            for i in range(j, b.p):
-                if i == j:
-                    out.append(sd[i])
-                else:
-                    out.append(S[i, j] / (sd[i] * sd[j]) if sd[i] * sd[j] > 0 else 0.0)
-    return np.array(out + [sigma])
-
-
-def _safe_chol(S):
-    """Lower Cholesky factor allowing zero (semi-definite) pivots."""
-    p = S.shape[0]
-    L = np.zeros_like(S)
-    for j in range(p):
-        d = S[j, j] - L[j, :j] @ L[j, :j]
-        if d <= 1e-14 * max(S[j, j], 1e-300):
-            continue
-        L[j, j] = np.sqrt(d)
-        for i in range(j + 1, p):
-            L[i, j] = (S[i, j] - L[i, :j] @ L[j, :j]) / L[j, j]
-    return L
-
-
-def _theta_from_sdcor(dev, v):
-    sigma = v[-1]
-    out, k = [], 0
-    for b in dev.blocks:
-        S = np.zeros((b.p, b.p))
-        sd = np.zeros(b.p)
-        idx = []
-        for j in range(b.p):
-            for i in range(j, b.p):
-                idx.append((i, j))
-        vals = v[k:k + len(idx)]
-        k += len(idx)
-        for (i, j), val in zip(idx, vals):
-            if i == j:
-                sd[i] = val
-        for (i, j), val in zip(idx, vals):
-            S[i, j] = S[j, i] = (sd[i] ** 2 if i == j else val * sd[i] * sd[j])
-        T = _safe_chol(S / sigma ** 2)
-        out += [T[i, j] for (i, j) in idx]
-    return np.array(out)
-
-
-def _sdcor_bounds(dev):
-    lo, hi = [], []
-    for b in dev.blocks:
-        for j in range(b.p):
-            for i in range(j, b.p):
-                lo.append(0.0 if i == j else -1.0)
-                hi.append(np.inf if i == j else 1.0)
-    return np.array(lo + [0.0]), np.array(hi + [np.inf])
+from .errors import LmmError, message
+from .fit import FitBase
+from .optimize import optimize_theta
+from .printing import format_scalar
 
 
 def param_names(fit):
     """lme4's old-style names: .sig01, .sig02, ..., .sigma."""
-    k = len(fit.theta)
-    return [f".sig{i + 1:02d}" for i in range(k)] + [".sigma"]
+    return fit.covariance.sdcor_names()
 
 
 def _perc_names(level):
     a = (1 - level) / 2
-    from .printing import format_scalar
     return [f"{format_scalar(100 * q, digits=3).strip()} %" for q in (a, 1 - a)]
 
 
-# --------------------------------------------------------------------------
-def _minimize(f, x0, lower, upper, xtol=1e-10, ftol=1e-12):
-    """Bounded minimization: NLopt's BOBYQA when installed, else scipy's L-BFGS-B."""
-    x0 = np.clip(np.asarray(x0, dtype=float), lower, upper)
-    if len(x0) == 0:
-        return x0, float(f(x0))
-    try:
-        import nlopt
-    except ImportError:
-        nlopt = None
-    if nlopt is not None:
-        opt = nlopt.opt(nlopt.LN_BOBYQA, len(x0))
-        opt.set_lower_bounds([float(v) for v in lower])
-        opt.set_upper_bounds([float(v) for v in upper])
-        best = [np.inf, x0]
-
-        def obj(x, grad):
-            v = float(f(np.asarray(x)))
-            if v < best[0]:
-                best[0], best[1] = v, np.array(x)
-            return v
-
-        opt.set_min_objective(obj)
-        opt.set_xtol_abs(xtol)
-        opt.set_ftol_abs(ftol)
-        opt.set_maxeval(20000)
-        step = np.where(np.isfinite(upper - lower), 0.1, 0.1 * np.maximum(np.abs(x0), 0.1))
-        opt.set_initial_step([float(s) for s in step])
-        try:
-            opt.optimize([float(v) for v in x0])
-        except nlopt.RoundoffLimited:
-            pass    # converged as far as rounding allows: keep the best point
-        return np.asarray(best[1], dtype=float), float(best[0])
-    bounds = [(lo if np.isfinite(lo) else None, hi if np.isfinite(hi) else None)
-              for lo, hi in zip(lower, upper)]
-    res = optimize.minimize(f, x0, method="L-BFGS-B", jac="3-point", bounds=bounds,
-                            options={"ftol": 1e-15, "gtol": 1e-10, "maxiter": 5000})
-    return np.asarray(res.x), float(res.fun)
+def _exact_method(fit):
+    """The optimizer of profiles and bootstrap refits: the fit's, run to the exact optimum."""
+    return "lbfgsb" if fit.opt.method == "lbfgsb" else "bobyqa"
 
 
 class _Profiler:
@@ -153,21 +57,24 @@ class _Profiler:
     def __init__(self, fit):
         ml = fit.refit(REML=False) if fit.REML else fit
         self.fit = ml
-        self.dev = Deviance(ml._dev.blocks, ml._dev.X, ml._dev.y, REML=False)
-        self.base = ml.deviance
+        self.dev = Deviance(ml.devfun.blocks, ml.devfun.X, ml.devfun.y, REML=False)
+        self.cov = ml.covariance
+        self.method = _exact_method(fit)
         self.n = self.dev.n
-        self.vp = _sdcor_from_theta(self.dev, ml.theta, ml.sigma)
-        self.lower, self.upper = _sdcor_bounds(self.dev)
+        self.vp = self.cov.sdcor(ml.theta, ml.sigma)
+        self.lower, self.upper = self.cov.sdcor_bounds()
+        # the minimum of the same function (for weighted fits, ml.deviance adds -Σ log w)
+        self.base = self.dev_vp(self.vp)
         self.beta = ml.fixef.to_numpy()
         self.se = np.sqrt(np.diag(ml.vcov.to_numpy()))
 
     def dev_vp(self, v):
         """ML deviance at the sd/cor/σ vector v, β profiled out."""
         sigma = v[-1]
-        if sigma <= 0:
+        if sigma <= 0 or np.any(v > self.upper):    # a correlation above 1
             return np.inf
         try:
-            fac = self.dev.factor(_theta_from_sdcor(self.dev, v))
+            fac = self.dev.factor(self.cov.theta_from_sdcor(v))
         except np.linalg.LinAlgError:
             return np.inf
         val = fac.logdet_Z() + self.dev.pwrss(fac) / sigma ** 2 + self.n * np.log(2 * np.pi * sigma ** 2)
@@ -182,7 +89,8 @@ class _Profiler:
             v[free] = z
             return self.dev_vp(v)
 
-        _, val = _minimize(f, self.vp[free], self.lower[free], self.upper[free])
+        val = optimize_theta(f, self.vp[free], self.lower[free], self.method,
+                             upper=self.upper[free], checks=False).value
         d = max(val - self.base, 0.0)
         return np.sign(x - self.vp[w]) * np.sqrt(d)
 
@@ -190,7 +98,10 @@ class _Profiler:
         X = self.dev.X
         keep = np.arange(X.shape[1]) != j
         d = Deviance(self.dev.blocks, X[:, keep], self.dev.y - b * X[:, j], REML=False)
-        _, val = _minimize(d, self.fit.theta, d.lower, np.full(len(d.lower), np.inf))
+        # only the minimum value matters here (first-order insensitive to θ), so the
+        # exact-derivative last stage (grad_hess) is not worth its cost
+        val = optimize_theta(d, self.fit.theta, d.lower, self.method, below=d.below,
+                             checks=False).value
         return np.sign(b - self.beta[j]) * np.sqrt(max(val - self.base, 0.0))
 
     def interval(self, zeta, est, scale, lo, hi, z):
@@ -261,45 +172,58 @@ def _wald_ci(fit, level):
     return rows
 
 
-def _progress(i, total, width=50, stream=sys.stderr):
+def _progress(i, total, width=50):
+    """A text progress bar on stderr, redrawn in place (as lme4's bootMer)."""
     done = int(width * i / total)
-    stream.write("\r|" + "=" * done + " " * (width - done) + f"| {100 * i // total:3d}%")
+    sys.stderr.write("\r|" + "=" * done + " " * (width - done) + f"| {100 * i // total:3d}%")
     if i == total:
-        stream.write("\n")
-    stream.flush()
+        sys.stderr.write("\n")
+    sys.stderr.flush()
 
 
 def bootstrap(fit, nsim=500, seed=None, progress=True):
     """Parametric bootstrap replicates of (sd/cor parameters, σ, β), an nsim x k array.
 
     Each replicate simulates y* = Xβ̂ + Zb* + ε*, b* ~ N(0, σ̂²ΛΛ'),
-    ε* ~ N(0, σ̂²I), and refits the model (REML or ML as the fit) from θ̂.
+    ε* ~ N(0, σ̂²I), and refits the model (REML or ML as the fit) from θ̂
+    with lmer's optimizer (run to the exact optimum).
     """
     rng = np.random.default_rng(seed)
-    dev = fit._dev
+    dev = fit.devfun
     X, n = dev.X, dev.n
     mu = X @ fit.fixef.to_numpy()
     Ts = dev.split(fit.theta)
+    method = _exact_method(fit)
     out = np.full((nsim, len(fit.theta) + 1 + X.shape[1]), np.nan)
     for s in range(nsim):
         y = mu + fit.sigma * rng.standard_normal(n)
-        for b, T in zip(dev.blocks, Ts):
-            u = rng.standard_normal((b.nlevels, b.p))
-            bb = fit.sigma * u @ T.T
-            y += np.einsum("ij,ij->i", b.X, bb[b.codes])
+        bs = [fit.sigma * rng.standard_normal((b.nlevels, b.p)) @ T.T for b, T in zip(dev.blocks, Ts)]
+        y = dev.Zb(bs, start=y)
         d = Deviance(dev.blocks, X, y, REML=fit.REML)
         try:
-            th, _ = _minimize(d, fit.theta, d.lower, np.full(len(d.lower), np.inf),
-                              xtol=1e-8, ftol=1e-10)
+            th = optimize_theta(d, fit.theta, d.lower, method, below=d.below, checks=False).theta
             fac = d.factor(th)
             beta, _ = d.solve(fac)
             sig = np.sqrt(d.pwrss(fac) / (n - X.shape[1] if fit.REML else n))
-            out[s] = np.concatenate([_sdcor_from_theta(d, th, sig), beta])
+            out[s] = np.concatenate([d.covariance.sdcor(th, sig), beta])
         except (np.linalg.LinAlgError, ValueError):
             pass
         if progress:
             _progress(s + 1, nsim)
     return out
+
+
+def _lm_ci(fit, parm, level):
+    """R's ``confint.lm`` (the fit's own method), restricted to ``parm``."""
+    ci = fit.confint(level=level)
+    if parm is None:
+        return ci
+    names = [parm] if isinstance(parm, str) else list(parm)
+    bad = [p for p in names if p not in ci.index]
+    if bad:
+        raise LmmError(f"unknown parameter(s) {', '.join(map(str, bad))}; "
+                       f"choose from {', '.join(ci.index)}")
+    return ci.loc[names]
 
 
 def _perc(t, level):
@@ -323,11 +247,13 @@ def _perc(t, level):
 
 
 def confint(fit, parm=None, level=0.95, method="profile", nsim=500, seed=None, quiet=False):
-    """Confidence intervals for the parameters of an lmer fit (lme4's ``confint``).
+    """Confidence intervals for the parameters of a fit (lme4's ``confint``, R's ``confint.lm``).
 
     Parameters
     ----------
-    fit : LmerFit
+    fit : LmerFit or LmFit
+        An lm fit gets R's t intervals of its coefficients (``method`` is
+        ignored; aliased coefficients give NA).
     parm : list of str, "theta_" or "beta_", optional
         Rows to compute (names as in the result); default all.
     level : float
@@ -347,11 +273,12 @@ def confint(fit, parm=None, level=0.95, method="profile", nsim=500, seed=None, q
         Index ``.sig01, ..., .sigma`` and the fixed-effect names; columns
         e.g. ``"2.5 %"``, ``"97.5 %"``.
     """
-    from .results import LmerFit
-    if not isinstance(fit, LmerFit):
-        raise LmmError("confint() takes an lmer fit")
+    if not isinstance(fit, FitBase):
+        raise LmmError(f"confint() takes an lm or lmer fit, not {type(fit).__name__}")
     if not 0 < level < 1:
-        raise ValueError("level must be between 0 and 1")
+        raise LmmError(f"level must be between 0 and 1, not {level}")
+    if not fit.mixed:
+        return _lm_ci(fit, parm, level)
     allnames = param_names(fit) + list(fit.fixef.index)
     nvp = len(fit.theta) + 1
     if parm is None:
@@ -369,8 +296,8 @@ def confint(fit, parm=None, level=0.95, method="profile", nsim=500, seed=None, q
         names = [p for p in allnames if p in parm]
     cols = _perc_names(level)
     if method in ("profile", "boot") and not quiet:
-        print(f"Computing {'profile' if method == 'profile' else 'bootstrap'} "
-              "confidence intervals ...", file=sys.stderr)
+        message(f"Computing {'profile' if method == 'profile' else 'bootstrap'} "
+                "confidence intervals ...")
     if method == "Wald":
         rows = _wald_ci(fit, level)
     elif method == "profile":
@@ -388,5 +315,5 @@ def confint(fit, parm=None, level=0.95, method="profile", nsim=500, seed=None, q
             warnings.warn(f"{nfail} of {nsim} bootstrap refits failed", stacklevel=2)
         rows = {nm: _perc(t[:, k], level) for k, nm in enumerate(allnames)}
     else:
-        raise ValueError("method must be 'profile', 'Wald' or 'boot'")
+        raise LmmError(f"method must be 'profile', 'Wald' or 'boot', not {method!r}")
     return pd.DataFrame([rows[nm] for nm in names], index=names, columns=cols)

@@ -2,8 +2,13 @@
 
 Every problem with a user's input is reported as an :class:`LmmError` (a
 ``ValueError``) whose message names the problem and, where possible, what to
-do about it -- never as a bare numpy traceback.
+do about it -- never as a bare numpy traceback.  Doubtful results are
+warnings (:class:`ConvergenceWarning`, :class:`SingularFitWarning`); notes
+that lme4 gives with R's ``message()`` go through :func:`message`.
 """
+
+import logging
+import sys
 
 
 class LmmError(ValueError):
@@ -21,9 +26,42 @@ class FormulaError(LmmError):
         super().__init__(message)
 
 
+class MissingDependencyError(LmmError, ImportError):
+    """An optional package (e.g. nlopt for optimizer='bobyqa') is needed but not installed."""
+
+
 class ConvergenceWarning(UserWarning):
     """The optimizer's result is doubtful (gradient or Hessian check failed)."""
 
 
 class SingularFitWarning(UserWarning):
     """The fit is on the boundary of the parameter space (lme4's isSingular)."""
+
+
+# --------------------------------------------------------------------------
+# messages: lme4's message() -- notes on stderr that are not warnings
+class _StderrHandler(logging.Handler):
+    """Writes to the sys.stderr of the moment (so notebooks and capture tools see it)."""
+
+    def emit(self, record):
+        try:
+            sys.stderr.write(self.format(record) + "\n")
+            sys.stderr.flush()
+        except Exception:  # logging must never raise
+            self.handleError(record)
+
+
+logger = logging.getLogger("lmmlite")
+logger.setLevel(logging.INFO)
+logger.addHandler(_StderrHandler())
+logger.propagate = False
+
+
+def message(text):
+    """Print a note on stderr as R's ``message()`` does.
+
+    The notes (e.g. anova's "refitting model(s) with ML (instead of REML)")
+    go through the ``"lmmlite"`` logger at level INFO; silence them with
+    ``logging.getLogger("lmmlite").setLevel(logging.WARNING)``.
+    """
+    logger.info(text)

@@ -33,6 +33,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
+from .covariance import tril_index
 from .errors import LmmError
 
 _RICH_LEVELS = 4
@@ -107,7 +108,7 @@ class SatterthwaiteModel:
     """
 
     def __init__(self, fit, tol=1e-8):
-        dev = fit._dev
+        dev = fit.devfun
         theta = np.asarray(fit.theta, dtype=float)
         sigma = float(fit.sigma)
         REML = fit.REML
@@ -146,16 +147,9 @@ class SatterthwaiteModel:
         return 2.0 * var ** 2 / (g @ self.vcov_varpar @ g)
 
 
-def _cached(fit, key, cls):
-    """One ``cls(fit)`` per fit, kept on the fit (the derivatives are costly)."""
-    if key not in fit.__dict__:
-        fit.__dict__[key] = cls(fit)
-    return fit.__dict__[key]
-
-
 def satterthwaite(fit):
-    """The (cached) :class:`SatterthwaiteModel` of a fit."""
-    return _cached(fit, "_lmmlite_satt", SatterthwaiteModel)
+    """The :class:`SatterthwaiteModel` of a fit (built once, kept by the fit: the derivatives are costly)."""
+    return fit.cached("satterthwaite", SatterthwaiteModel)
 
 
 # --------------------------------------------------------------------------
@@ -175,24 +169,22 @@ class KenwardRoger:
         if not fit.REML:
             raise LmmError("Kenward-Roger's method is only available for REML fits; "
                            "refit the model with REML=True")
-        dev = fit._dev
+        dev = fit.devfun
         n = dev.n
         X = dev.X
         sigma2 = fit.sigma ** 2
-        # covariance parameters γ and the generators (Z_s, D_r): G_r = Z_s D_r Z_s'
+        # covariance parameters γ (covariance.gamma: vech of each Σ_k, then σ²) and the
+        # generators (Z_s, D_r): G_r = Z_s D_r Z_s', D_r = I ⊗ E_r, E_r the unit
+        # symmetric matrix of γ_r's entry (i, j)
         Zs = [b.Z().toarray() for b in dev.blocks]
         gens = []           # (block index or None for residual, E_r or None)
-        gamma = []
-        for s, (b, T) in enumerate(zip(dev.blocks, dev.split(fit.theta))):
-            S = sigma2 * T @ T.T
-            for j in range(b.p):
-                for i in range(j, b.p):
-                    E = np.zeros((b.p, b.p))
-                    E[i, j] = E[j, i] = 1.0
-                    gens.append((s, E))
-                    gamma.append(S[i, j])
+        for s, b in enumerate(dev.blocks):
+            for i, j in tril_index(b.p):
+                E = np.zeros((b.p, b.p))
+                E[i, j] = E[j, i] = 1.0
+                gens.append((s, E))
         gens.append((None, None))
-        gamma.append(sigma2)
+        gamma = fit.covariance.gamma(fit.theta, fit.sigma)
         Sigma = sigma2 * np.eye(n)
         for s, (b, T) in enumerate(zip(dev.blocks, dev.split(fit.theta))):
             ZL = Zs[s] @ np.kron(np.eye(b.nlevels), T)
@@ -254,7 +246,7 @@ class KenwardRoger:
                 UU += W[a, b] * (Q[a, b] - P[a] @ Phi @ P[b])
         self.vcov = Phi
         self.vcov_adj = Phi + 2 * Phi @ UU @ Phi
-        self.P, self.W, self.gamma = P, W, np.array(gamma)
+        self.P, self.W, self.gamma = P, W, gamma
 
     def _A(self, L):
         V0 = self.vcov
@@ -306,15 +298,15 @@ def _kr_df(A1, A2, q):
 
 
 def kenward_roger(fit):
-    """The (cached) :class:`KenwardRoger` of a REML fit."""
-    return _cached(fit, "_lmmlite_kr", KenwardRoger)
+    """The :class:`KenwardRoger` of a REML fit (built once, kept by the fit)."""
+    return fit.cached("kenward_roger", KenwardRoger)
 
 
 # --------------------------------------------------------------------------
 # public functions
 def _check_ddf(ddf):
     if ddf not in ("Satterthwaite", "Kenward-Roger"):
-        raise ValueError("ddf must be 'Satterthwaite' or 'Kenward-Roger'")
+        raise LmmError(f"ddf must be 'Satterthwaite' or 'Kenward-Roger', not {ddf!r}")
 
 
 def fixef_ddf(fit, ddf="Satterthwaite"):

@@ -10,14 +10,22 @@ from scipy import stats
 
 from .design import build_design
 from .errors import LmmError
+from .fit import FitBase
 from .formula import parse_formula
 from .lm_predict import confint_lm, predict_lm
+from .summary import LmSummary, format_lm_short
 
 
-class LmFit:
-    """A fitted linear model (R's ``lm``), by (weighted) least squares."""
+class LmFit(FitBase):
+    """A fitted linear model (R's ``lm``), by (weighted) least squares; the shared
+    names are in fit.py.
+
+    ``coefficients`` (R's ``coef``) has every column of the model matrix,
+    NA for the aliased ones; ``fixef`` only the estimable ones.
+    """
 
     _offset_arg = None      # the offset= argument, which predict.lm reads from newdata
+    call_args = {}          # how weights= and offset= were written, for the printed call
 
     def __init__(self, formula, data, data_name="data", weights=None, offset=None,
                  contrasts=None):
@@ -63,10 +71,26 @@ class LmFit:
         self.aic = -2 * self.loglik + 2 * self.npar
         self.bic = -2 * self.loglik + np.log(n) * self.npar
 
+    @property
+    def fixef(self):
+        """The estimable coefficients (those of ``vcov``)."""
+        return self.coefficients[list(self.vcov.index)]
+
+    def coef(self):
+        """R's ``coef(lm)``: every coefficient, NA where aliased."""
+        return self.coefficients
+
+    @property
+    def deviance(self):
+        """R's ``deviance(lm)``: the residual sum of squares."""
+        return self.rss
+
     def fitted(self):
+        """Fitted values, indexed as the rows used."""
         return pd.Series(self._fitted, index=self.frame.row_index)
 
     def residuals(self):
+        """Response minus fitted values, indexed as the rows used."""
         return pd.Series(self._resid, index=self.frame.row_index)
 
     def predict(self, newdata=None, interval=None, level=0.95):
@@ -93,9 +117,10 @@ class LmFit:
 
     def r_squared(self):
         """Multiple and adjusted R², as summary.lm (centred when there is an intercept)."""
-        # summary.lm: fitted values without the offset, weighted sums of squares
+        # summary.lm (R 4.2, the reference here): weighted sums of squares of the fitted
+        # values, offset included (later R versions subtract the offset first)
         w = self._w
-        f = self._fitted - (0.0 if self.design.offset is None else self.design.offset)
+        f = self._fitted
         if self.intercept:
             mss = float(w @ (f - (w @ f) / w.sum()) ** 2)
         else:
@@ -108,11 +133,10 @@ class LmFit:
         return r2, adj, f, numdf
 
     def summary(self):
-        from .summary import LmSummary
+        """R's ``summary.lm``."""
         return LmSummary(self)
 
     def __repr__(self):
-        from .summary import format_lm_short
         return format_lm_short(self)
 
 
@@ -123,8 +147,9 @@ def lm(formula, data, weights=None, offset=None, contrasts=None):
     name or one value per row) and ``contrasts`` (e.g. ``{"f": "contr.sum"}``)
     as R's arguments of the same names.
     """
-    from .lmer import _data_name
+    from .lmer import _data_name, argument_texts
     fit = LmFit(formula, data, data_name=_data_name(data), weights=weights, offset=offset,
                 contrasts=contrasts)
     fit._offset_arg = offset
+    fit.call_args = argument_texts(weights=weights, offset=offset)
     return fit

@@ -14,17 +14,23 @@ Optimizers (``lmer(..., optimizer=)``):
 * ``"lbfgsb"`` (the default without nlopt): pure scipy, L-BFGS-B with
   central-difference gradients, then the same restarts and Newton steps.
 
+:func:`optimize_theta` is the one entry point: lmer, the profiles of
+confint and the bootstrap refits all call it (with ``checks=False`` and
+optional upper bounds for the last two).
+
 Afterwards, lme4's checks: ``isSingular`` (a bounded θ within 1e-4 of its
 bound) and ``checkConv`` (the scaled gradient and the Hessian at the optimum).
 """
 
+import contextlib
 from dataclasses import dataclass
 import warnings
 
 import numpy as np
+import scipy.linalg as sla
 from scipy.optimize import minimize
 
-from .errors import ConvergenceWarning
+from .errors import ConvergenceWarning, LmmError, MissingDependencyError
 
 SINGULAR_TOL = 1e-4       # lme4's isSingular tolerance
 GRAD_TOL = 2e-3           # lme4's check.conv.grad tolerance
@@ -72,11 +78,12 @@ def _fd_grad_hess(f, x, free, h):
     return g, H
 
 
-def _at_bound(theta, lower, tol=1e-10):
-    return np.isfinite(lower) & (theta <= lower + tol)
+def _at_bound(theta, lower, tol=1e-10, upper=None):
+    at = np.isfinite(lower) & (theta <= lower + tol)
+    return at if upper is None else at | (np.isfinite(upper) & (theta >= upper - tol))
 
 
-def _polish(f, theta, lower, fval):
+def _polish(f, theta, lower, fval, upper=None):
     """A few projected Newton steps on the coordinates away from their bounds.
 
     Returns θ, d(θ) and whether the last Newton step was negligible (converged).
@@ -84,7 +91,7 @@ def _polish(f, theta, lower, fval):
     ``f`` records them) for the convergence check.
     """
     for _ in range(6):
-        free = ~_at_bound(theta, lower)
+        free = ~_at_bound(theta, lower, upper=upper)
         if not free.any():
             return theta, fval, True
         g, H = fd_grad_hess(f, theta, free)
@@ -111,7 +118,7 @@ def _polish(f, theta, lower, fval):
         for _ in range(8):
             cand = theta.copy()
             cand[free] -= t * step
-            cand = np.maximum(cand, lower)
+            cand = np.clip(cand, lower, np.inf if upper is None else upper)
             fc = f(cand)
             if fc <= fval:
                 break
@@ -122,6 +129,57 @@ def _polish(f, theta, lower, fval):
             return theta, fval, True
         theta, fval = cand, fc
     return theta, fval, False
+
+
+def _exact_newton(fun, grad_hess, theta, lower, fval):
+    """The last stage: solve ∇d(θ) = 0 on the free coordinates by Newton's method
+    with the exact gradient and Hessian (``grad_hess``, e.g. Deviance.grad_hess).
+
+    Function values near the optimum are flat to round-off (d changes by ~1e-13
+    when θ moves by ~1e-7 on a weakly determined surface), so a minimizer of
+    function values stops anywhere in that flat region, depending on round-off
+    and hence on row order or BLAS.  The score equations have a well-defined root:
+    Newton steps with exact derivatives reach it to ~1e-12 relative.  A step is
+    taken only while H is positive definite, the step stays inside the bounds and
+    d does not rise above round-off; otherwise θ is returned unchanged.
+    Returns θ, d(θ) and the (θ, g, H) of the last derivatives, or None.
+    """
+    derivs = None
+    free = ~_at_bound(theta, lower)
+    if not free.any():
+        return theta, fval, None
+    tol = 1e-10 * (1 + abs(fval))  # a rise in d this small is round-off, not a worse point
+    for _ in range(30):
+        try:
+            out = grad_hess(theta)
+        except np.linalg.LinAlgError:
+            return theta, fval, derivs
+        if out is None:
+            return theta, fval, derivs
+        g, H = out[0][free], out[1][np.ix_(free, free)]
+        if not (np.all(np.isfinite(g)) and np.all(np.isfinite(H))):
+            return theta, fval, derivs
+        derivs = (theta.copy(), g, H)
+        try:
+            step = sla.cho_solve(sla.cho_factor(H, lower=True), g)
+        except np.linalg.LinAlgError:
+            return theta, fval, derivs    # not a minimum in the free coordinates
+        cand = theta.copy()
+        cand[free] -= step
+        if np.any(cand < lower):
+            return theta, fval, derivs
+        fc = fun(cand)
+        if not fc <= fval + tol:
+            return theta, fval, derivs
+        theta, fval = cand, fc
+        if np.max(np.abs(step) / (1e-3 + np.abs(cand[free]))) < 1e-13:
+            break
+    try:  # the derivatives at the returned θ, for the convergence check
+        out = grad_hess(theta)
+        derivs = (theta.copy(), out[0][free], out[1][np.ix_(free, free)])
+    except np.linalg.LinAlgError:
+        pass
+    return theta, fval, derivs
 
 
 def _escape_boundary(f, theta, lower, fval, below=None):
@@ -175,7 +233,7 @@ class _Tracked:
         return value
 
 
-def _bobyqa(fun, theta0, lower):
+def _bobyqa(fun, theta0, lower, upper):
     """NLopt's BOBYQA with lme4's nloptwrap settings (tolerances 1e-8, start θ0).
 
     NLopt may stop with a round-off error when the criterion is flat at the
@@ -184,7 +242,7 @@ def _bobyqa(fun, theta0, lower):
     import nlopt
     opt = nlopt.opt(nlopt.LN_BOBYQA, len(theta0))
     opt.set_lower_bounds([lo if np.isfinite(lo) else -np.inf for lo in lower])
-    opt.set_upper_bounds([np.inf] * len(theta0))
+    opt.set_upper_bounds([float(hi) for hi in upper])
     opt.set_min_objective(lambda x, grad: fun(np.asarray(x)))
     opt.set_xtol_abs(1e-8)
     opt.set_ftol_abs(1e-8)
@@ -196,29 +254,36 @@ def _bobyqa(fun, theta0, lower):
     return fun.best_x, fun.best_f
 
 
-def _lbfgsb(fun, theta0, lower):
+def _lbfgsb(fun, theta0, lower, upper):
     """L-BFGS-B with central-difference gradients and tight tolerances."""
-    bounds = [(lo if np.isfinite(lo) else None, None) for lo in lower]
+    bounds = [(lo if np.isfinite(lo) else None, hi if np.isfinite(hi) else None)
+              for lo, hi in zip(lower, upper)]
     with np.errstate(all="ignore"):  # differences of +inf (failed factorizations)
         minimize(fun, np.asarray(theta0, dtype=float), method="L-BFGS-B", jac="3-point",
                  bounds=bounds, options={"ftol": 1e-15, "gtol": 1e-9, "maxiter": 2000})
     return fun.best_x, fun.best_f
 
 
-def _to_exact_optimum(fun, local, theta, fval, lower, below=None):
-    """Restart off the boundary while that lowers d, then polish with Newton steps."""
+def _to_exact_optimum(fun, local, theta, fval, lower, below=None, upper=None, grad_hess=None):
+    """Restart off the boundary while that lowers d, polish with Newton steps, and
+    finish with exact-derivative Newton steps when ``grad_hess`` is given."""
+    upper = np.full(len(lower), np.inf) if upper is None else upper
     for _ in range(4):
         start = _escape_boundary(fun, theta, lower, fval, below)
         if start is None:
             break
-        local(fun, start, lower)
+        local(fun, np.minimum(start, upper), lower, upper)
         theta, fval = fun.best_x, fun.best_f
-    theta, fval, converged = _polish(fun, theta, lower, fval)
+    theta, fval, converged = _polish(fun, theta, lower, fval, upper)
     if not converged and local is not _lbfgsb:
         # BOBYQA can stop on a flat ridge where Newton steps from a finite-difference
         # Hessian make no progress; a gradient method from there finishes the job
-        _lbfgsb(fun, theta, lower)
-        theta, fval, _ = _polish(fun, fun.best_x, lower, fun.best_f)
+        _lbfgsb(fun, theta, lower, upper)
+        theta, fval, _ = _polish(fun, fun.best_x, lower, fun.best_f, upper)
+    if grad_hess is not None and not np.isfinite(upper).any():
+        theta, fval, derivs = _exact_newton(fun, grad_hess, theta, lower, fval)
+        if derivs is not None:
+            fun.derivs = derivs
     # tiny bounded values are set to the bound exactly
     near = np.isfinite(lower) & (theta < lower + 1e-9)
     if near.any():
@@ -239,7 +304,6 @@ def blas_single_thread():
     them and can be many times slower when the cores are busy.  The library
     scan is done once per process.
     """
-    import contextlib
     try:
         from threadpoolctl import ThreadpoolController
     except ImportError:
@@ -252,30 +316,68 @@ def blas_single_thread():
 OPTIMIZERS = ("auto", "bobyqa", "lbfgsb", "nloptwrap")
 
 
-def optimize_theta(f, theta0, lower, method="auto"):
-    """Minimize ``f`` (the profiled deviance) from ``theta0`` under ``lower`` bounds.
+def optimize_theta(f, theta0, lower, method="auto", upper=None, below=None, checks=True,
+                   grad_hess=None):
+    """Minimize ``f`` from ``theta0`` under bounds: the one optimizer entry point.
 
-    ``"nloptwrap"`` stops where lme4 stops; ``"bobyqa"`` and ``"lbfgsb"`` go on to
-    the exact optimum (off-boundary restarts and Newton polish); ``"auto"`` is
-    ``"bobyqa"`` when nlopt is installed, else ``"lbfgsb"``.
+    lmer, the profiles of confint and the bootstrap refits all call this, so
+    they share the boundary escape and the Newton polish.
+
+    Parameters
+    ----------
+    f : callable
+        θ -> criterion (a :class:`~lmmlite.deviance.Deviance`, or any function
+        returning +inf where it cannot be evaluated).
+    theta0, lower : arrays
+        Start and lower bounds (-inf for none).
+    method : {"auto", "bobyqa", "lbfgsb", "nloptwrap"}
+        ``"nloptwrap"`` stops where lme4 stops; ``"bobyqa"`` and ``"lbfgsb"``
+        go on to the exact optimum (off-boundary restarts and Newton polish);
+        ``"auto"`` is ``"bobyqa"`` when nlopt is installed, else ``"lbfgsb"``.
+    upper : array, optional
+        Upper bounds (default none).
+    below : dict, optional
+        For each θ index on a diagonal of some T_k, the indices below it in
+        its column (``Deviance.below``): the boundary escape also tries their
+        other sign.
+    checks : bool
+        Run lme4's post-fit checks (isSingular, checkConv, with their
+        warnings); without them ``messages`` is empty.
+
+    Returns
+    -------
+    OptResult
+    grad_hess : callable, optional
+        θ -> (exact gradient, Hessian) or None; the last stage of ``"bobyqa"`` and
+        ``"lbfgsb"`` then solves the score equations with it, so that θ does not
+        depend on round-off in ``f`` (lmer passes ``Deviance.grad_hess``; profiles
+        and bootstrap refits, which need values rather than θ to round-off, do not).
     """
     if method not in OPTIMIZERS:
-        raise ValueError(f"unknown optimizer {method!r}: use one of {', '.join(OPTIMIZERS)}")
+        raise LmmError(f"unknown optimizer {method!r}: use one of {', '.join(OPTIMIZERS)}")
     if method == "auto":
         method = "bobyqa" if have_nlopt() else "lbfgsb"
     if method in ("bobyqa", "nloptwrap") and not have_nlopt():
-        raise ImportError(f"optimizer={method!r} needs the nlopt package: pip install nlopt "
-                          "(or use optimizer='lbfgsb')")
+        raise MissingDependencyError(f"optimizer={method!r} needs the nlopt package: pip install nlopt "
+                           "(or use optimizer='lbfgsb')")
+    lower = np.asarray(lower, dtype=float)
+    upper = np.full(len(lower), np.inf) if upper is None else np.asarray(upper, dtype=float)
+    theta0 = np.clip(np.asarray(theta0, dtype=float), lower, upper)
     fun = _Tracked(f)
+    if len(theta0) == 0:        # nothing to optimize (e.g. a profile of a one-parameter model)
+        return OptResult(theta=theta0, value=fun(theta0), nfev=1, singular=False,
+                         messages=[], method=method)
     local = _lbfgsb if method == "lbfgsb" else _bobyqa
-    theta, fval = local(fun, theta0, lower)
+    theta, fval = local(fun, theta0, lower, upper)
     if theta is None:
-        from .errors import LmmError
         raise LmmError("the profiled deviance could not be evaluated at any θ tried "
                        "(the model matrices are numerically degenerate); check the data "
                        "for constant or duplicated columns")
     if method != "nloptwrap":
-        theta, fval = _to_exact_optimum(fun, local, theta, fval, lower, getattr(f, "below", None))
+        theta, fval = _to_exact_optimum(fun, local, theta, fval, lower, below, upper, grad_hess)
+    if not checks:
+        return OptResult(theta=theta, value=fval, nfev=fun.n, method=method, messages=[],
+                         singular=bool(np.any(np.isfinite(lower) & (theta < lower + SINGULAR_TOL))))
     return _finish(fun, theta, fval, lower, method, fun)
 
 

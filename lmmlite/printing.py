@@ -19,6 +19,8 @@ import math
 import numpy as np
 import pandas as pd
 
+from .errors import LmmError
+
 EPS = 2.220446049250313e-16  # .Machine$double.eps (printCoefmat's eps.Pvalue)
 SIGNIF_LEGEND = "Signif. codes:  0 '***' 0.001 '**' 0.01 '*' 0.05 '.' 0.1 ' ' 1"
 
@@ -350,7 +352,7 @@ def print_coefmat(table, digits=5, signif_stars=True, signif_legend=None,
     if p_values is None:
         p_values = has_pvalue
     elif p_values and not has_pvalue:
-        raise ValueError("'p_values' is True, but 'has_pvalue' is not")
+        raise LmmError("'p_values' is True, but 'has_pvalue' is not")
     if has_pvalue and not p_values:  # p-values present but not wanted
         xm, cn, nc, has_pvalue = xm[:, :-1], cn[:-1], nc - 1, False
     if dig_tst is None:

@@ -7,12 +7,20 @@ variances of b as σ̂² Λ (Λ'Z'ZΛ + I)^{-1} Λ' (lme4's condVar).
 """
 
 
+import dataclasses
+
 import numpy as np
 import pandas as pd
 
+from .confint import confint as _confint
 from .design import build_design
+from .deviance import Zb
+from .errors import LmmError
+from .fit import FitBase
 from .model import LmerModel
 from .predict import predict_lmer
+from .printing import format_matrix, format_num, print_named_vector
+from .summary import LmerSummary, format_lmer_short
 
 
 class NamedVector(pd.Series):
@@ -23,7 +31,6 @@ class NamedVector(pd.Series):
         return pd.Series  # arithmetic gives a plain Series
 
     def __repr__(self):
-        from .printing import print_named_vector
         return print_named_vector(self, digits=7)
 
 
@@ -50,7 +57,6 @@ class Ranef(dict):
         return pd.DataFrame(rows, columns=["grpvar", "term", "grp", "condval", "condsd"])
 
     def __repr__(self):
-        from .printing import format_matrix, format_num
         out = []
         for g, df in self.items():
             # print.data.frame: each column formatted on its own with 7 digits
@@ -63,14 +69,24 @@ class Ranef(dict):
         return "\n".join(out)
 
 
-class LmerFit:
-    """A fitted linear mixed model (lme4's merMod).
+class LmerFit(FitBase):
+    """A fitted linear mixed model (lme4's merMod); the shared names are in fit.py.
 
     Attributes
     ----------
     fixef, vcov, theta, sigma, loglik, aic, bic, deviance, reml_criterion,
-    nobs, ngrps, singular, REML, formula
+    nobs, ngrps, singular, REML, formula, aliased (lme4's dropped columns)
+    devfun : Deviance
+        The model's profiled deviance θ -> d(θ) (lme4's ``getME(fit, "devfun")``),
+        with its design (X, y, blocks): the start of profiles, refits and
+        simulations.
+    covariance : CovarianceParameters
+        θ's layout: θ -> T_k -> Σ_k -> sd/cor, lme4's names.
+    opt : OptResult
+        What the optimizer reported (θ, criterion, evaluations, messages).
     """
+
+    mixed = True
 
     def __init__(self, model, opt, data_name="data", data=None):
         design = model.design
@@ -81,17 +97,17 @@ class LmerFit:
         self.data = data            # the data as given, for refits to other data
         self.formula = self.spec.formula
         self.frame = design.frame
-        self._dev = dev
+        self.devfun = dev
+        self.covariance = dev.covariance
         self.blocks = design.blocks
         self.REML = model.REML
-        self.dropped = design.dropped
+        self.aliased = list(design.dropped)
         self.opt = opt
         self.data_name = data_name
         self.theta = opt.theta
         self.singular = opt.singular
         self.messages = opt.messages
         self.nobs = dev.n
-        self.n_dropped = design.frame.n_dropped
         fac = dev.factor(self.theta)
         self._fac = fac
         beta, u = dev.solve(fac)
@@ -102,7 +118,7 @@ class LmerFit:
         RXinv = np.linalg.inv(fac.RX())
         self.vcov = pd.DataFrame(self.sigma ** 2 * RXinv @ RXinv.T, index=xnames, columns=xnames)
         self._u = u
-        self._b = self._b_from_u(u)
+        self._b = dev.random_effects(u, fac.Ts)   # b = Λu, one (levels x p) array per term
         # the weighted problem's criterion, plus the Jacobian term -sum(log w)
         crit = float(dev.criterion(fac)) - model.log_w
         self.reml_criterion = crit if self.REML else None
@@ -115,19 +131,22 @@ class LmerFit:
         for b in self.blocks:
             self.ngrps.setdefault(b.group, b.nlevels)
 
-    # -- random effects
-    def _b_from_u(self, u):
-        """b = Λ u, split into one (levels x p) array per term."""
-        out, start = [], 0
-        Ts = self._dev.split(self.theta)
-        # u is ordered term 1 first, then the rest, each level by level
-        for b, T in zip(self.blocks, Ts):
-            size = b.nlevels * b.p
-            ub = u[start:start + size].reshape(b.nlevels, b.p)
-            out.append(ub @ T.T)
-            start += size
-        return out
+    @property
+    def _dev(self):
+        """Former name of :attr:`devfun`."""
+        return self.devfun
 
+    @property
+    def b_blocks(self):
+        """The conditional modes b̂ = Λû, one (levels x p) array per random term (lme4's order)."""
+        return self._b
+
+    @property
+    def df_residual(self):
+        """lme4's ``df.residual``: nobs - npar."""
+        return self.nobs - self.npar
+
+    # -- random effects
     def _term_groups(self):
         """Terms grouped by grouping factor, in lme4's order of first appearance."""
         groups = {}
@@ -160,8 +179,8 @@ class LmerFit:
 
     def _postvar(self):
         """σ² T (L^{-T}L^{-1})_ll T' per level: lme4's conditional variances."""
-        inv = self._dev.condvar_blocks(self._fac)
-        Ts = self._dev.split(self.theta)
+        inv = self.devfun.condvar_blocks(self._fac)
+        Ts = self.devfun.split(self.theta)
         return [self.sigma ** 2 * np.einsum("ij,ljk,hk->lih", T, V, T)
                 for T, V in zip(Ts, inv)]
 
@@ -186,38 +205,17 @@ class LmerFit:
         Columns grp, var1, var2, vcov, sdcor (variances and covariances in
         vcov; standard deviations and correlations in sdcor).
         """
-        rows = []
-        names = self._vc_names()
-        for b, T, name in zip(self.blocks, self._dev.split(self.theta), names):
-            S = self.sigma ** 2 * T @ T.T
-            sd = np.sqrt(np.diag(S))
-            for i in range(b.p):
-                rows.append((name, b.cnames[i], None, S[i, i], sd[i]))
-            for j in range(b.p):
-                for i in range(j + 1, b.p):
-                    corr = S[i, j] / (sd[i] * sd[j]) if sd[i] * sd[j] > 0 else np.nan
-                    rows.append((name, b.cnames[j], b.cnames[i], S[i, j], corr))
-        rows.append(("Residual", None, None, self.sigma ** 2, self.sigma))
-        return pd.DataFrame(rows, columns=["grp", "var1", "var2", "vcov", "sdcor"])
-
-    def _vc_names(self):
-        """lme4 names repeated grouping factors g, g.1, g.2 ..."""
-        seen, out = {}, []
-        for b in self.blocks:
-            k = seen.get(b.group, 0)
-            out.append(b.group if k == 0 else f"{b.group}.{k}")
-            seen[b.group] = k + 1
-        return out
+        return self.covariance.varcorr(self.theta, self.sigma)
 
     def cov_matrices(self):
         """Per term: (name, column names, covariance matrix σ² T T')."""
-        return [(name, b.cnames, self.sigma ** 2 * T @ T.T)
-                for b, T, name in zip(self.blocks, self._dev.split(self.theta), self._vc_names())]
+        cov = self.covariance
+        return list(zip(cov.names(), cov.cnames, cov.covariances(self.theta, self.sigma)))
 
     # -- fitted values
     def _Zb(self):
         """Σ_k Z_k b̂_k on the training rows."""
-        return sum(np.einsum("ij,ij->i", b.X, bk[b.codes]) for b, bk in zip(self.blocks, self._b))
+        return Zb(self.blocks, self._b)
 
     def _offset(self):
         off = self.design.offset
@@ -259,6 +257,10 @@ class LmerFit:
         """The same model fitted again: by ML (``REML=False``), to a new response ``y``,
         or to new ``data`` (the formula's specification is reused, not re-parsed)."""
         if data is not None:
+            for what, arg in (("weights", self._weights_arg), ("offset", self._offset_arg)):
+                if arg is not None and not isinstance(arg, str):
+                    raise LmmError(f"the model's {what}= was an array for the original rows; "
+                                   f"to refit to new data, give {what}= as a column name")
             design = build_design(self.spec, data, self._weights_arg, self._offset_arg,
                                   self.design.contrasts_arg)
             model = LmerModel(design, self.REML if REML is None else REML)
@@ -269,13 +271,24 @@ class LmerFit:
 
     _weights_arg = None
     _offset_arg = None
+    call_args = {}          # how weights= and offset= were written, for the summary
+
+    def at_theta(self, theta):
+        """The same model evaluated at another θ (e.g. lme4's optimum): every
+        θ-derived quantity (β̂, σ̂, b̂, predictions) without re-optimizing, so that
+        comparisons are free of two optimizers' stopping points."""
+        opt = dataclasses.replace(self.opt, theta=np.asarray(theta, dtype=float))
+        return LmerFit(self.model, opt, self.data_name, self.data)
 
     def summary(self, ddf=None):
-        from .summary import LmerSummary
+        """lme4's ``summary`` (lmerTest's with ``ddf="Satterthwaite"`` or ``"Kenward-Roger"``)."""
         return LmerSummary(self, ddf=ddf)
 
+    def confint(self, parm=None, level=0.95, method="profile", **kwargs):
+        """lme4's ``confint``: see :func:`lmmlite.confint.confint`."""
+        return _confint(self, parm=parm, level=level, method=method, **kwargs)
+
     def __repr__(self):
-        from .summary import format_lmer_short
         return format_lmer_short(self)
 
 

@@ -6,7 +6,8 @@
 
 Fits each model of ``MODELS`` (every ``lmer`` call of the chapters) in R's
 lme4 and lmerTest through rpy2, on the course data as ``lmmlite.load`` delivers
-them, and writes per model: formula, data set, REML flag, fixed effects,
+them, and writes per model: formula, data set, REML flag, lme4 optimizer settings
+(``control``: the default, or ``CONTROLS["tight"]``), fixed effects,
 standard errors, variance components (``vcov`` and ``sdcor`` as in
 ``as.data.frame(VarCorr(m))``), the REML criterion (REML fits) or deviance (ML
 fits), logLik, θ and, for REML fits, lmerTest's Satterthwaite df; plus the R,
@@ -53,8 +54,17 @@ DATA = {
 }
 
 
-def _m(key, chapters, data, formula, REML=True):
-    return dict(key=key, chapters=chapters, data=data, formula=formula, REML=REML)
+def _m(key, chapters, data, formula, REML=True, control=None):
+    out = dict(key=key, chapters=chapters, data=data, formula=formula, REML=REML)
+    if control:
+        out["control"] = control
+    return out
+
+
+# lme4's optimizer settings by name: the default (nloptwrap's BOBYQA with absolute
+# tolerances 1e-8 on θ and on the criterion) or a tight stop near the exact optimum
+CONTROLS = {"tight": "lmerControl(optCtrl = list(xtol_abs = 1e-12, ftol_abs = 1e-14, "
+                     "xtol_rel = 0, ftol_rel = 0, maxeval = 100000))"}
 
 
 # key, chapters (where the model is fitted), data set, formula, REML
@@ -62,6 +72,7 @@ MODELS = [
     _m("plasma_intercept", "3, 5, 10", "plasma", "conc ~ age + (1 | group)"),
     _m("plasma_null", "3", "plasma", "conc ~ 1 + (1 | group)"),
     _m("plasma_slope", "4", "plasma", "conc ~ age + (1 + age | group)"),
+    _m("plasma_slope_tight", "4", "plasma", "conc ~ age + (1 + age | group)", control="tight"),
     _m("plasma_slope_uncorr", "4", "plasma", "conc ~ age + (1 + age || group)"),
     _m("sleepall_m1", "8", "sleepall", "Reaction ~ Days + (1 | Subject)"),
     _m("sleepall_m1_ML", "8", "sleepall", "Reaction ~ Days + (1 | Subject)", False),
@@ -121,8 +132,9 @@ def data_fingerprints():
 
 _R_CODE = r"""
 suppressPackageStartupMessages({library(lme4); library(lmerTest)})
-.lmmref_fit <- function(formula, data, REML) {
-  m <- lmerTest::lmer(as.formula(formula), data = data, REML = REML)
+.lmmref_fit <- function(formula, data, REML, control = "lmerControl()") {
+  m <- lmerTest::lmer(as.formula(formula), data = data, REML = REML,
+                      control = eval(parse(text = control)))
   vc <- as.data.frame(VarCorr(m))
   df <- if (REML) unname(coef(summary(m, ddf = "Satterthwaite"))[, "df"]) else numeric(0)
   list(fixef_names = names(fixef(m)),
@@ -197,7 +209,8 @@ def _vec(x):
 
 def fit_r(model, data):
     """lme4/lmerTest's fit of one model of ``MODELS`` as a JSON-ready dict."""
-    res = _r().r[".lmmref_fit"](model["formula"], _to_r(data), model["REML"])
+    control = CONTROLS[model["control"]] if model.get("control") else "lmerControl()"
+    res = _r().r[".lmmref_fit"](model["formula"], _to_r(data), model["REML"], control)
     g = {name: res.rx2(name) for name in res.names}
     names = [str(n) for n in g["fixef_names"]]
     vc = [dict(grp=str(a), var1=str(b) or None, var2=str(c) or None, vcov=float(d), sdcor=float(e))

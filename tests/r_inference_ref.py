@@ -83,3 +83,17 @@ def anova_lrt(f1, f2, df, REML=True, refit=True):
 def confint_ref(formula, df, REML=True, method="profile"):
     """lme4's confint(fit, method): row names, lower and upper bounds."""
     return _lst(_ri().r[".inf_confint"](formula, _to_r(df), REML, method))
+
+
+def lme4_dataset(name):
+    """One of lme4's data sets (numeric columns as float, factors as strings)."""
+    ro = _ri()
+    d = ro.r(f"lme4::{name}")
+    out = {}
+    for col in d.names:
+        v = d.rx2(col)
+        if ro.r["is.factor"](v)[0]:
+            out[col] = [str(x) for x in ro.r["as.character"](v)]
+        else:
+            out[col] = np.array(list(v), dtype=float)
+    return pd.DataFrame(out)

@@ -124,7 +124,10 @@ PREDICT = [(section, c, where, rf) for section, c in LMER for where in ("train",
 @pytest.mark.parametrize("section,case,where,reform", PREDICT,
                          ids=[f"{c['id']}-{w}-{rf}" for _, c, w, rf in PREDICT])
 def test_lmer_predict(section, case, where, reform):
-    fit = _lmer_fit(section, case["id"])
+    """lme4's predictions at lme4's θ to 1e-8 (the design and predict code), and the
+    free fit's to 1e-6 (the criteria are flat to ~1e-13 there: θ agrees to ~1e-7)."""
+    free = _lmer_fit(section, case["id"])
+    fit = free.at_theta(case["theta"])
     ref = case[where][reform]
     newdata = data(case["newdata"]) if where == "new" else None
     kwargs = dict(re_form=_reform(reform, where))
@@ -141,6 +144,8 @@ def test_lmer_predict(section, case, where, reform):
     assert len(got) == len(expected)
     np.testing.assert_array_equal(np.isnan(got.to_numpy(dtype=float)), np.isnan(expected))
     np.testing.assert_allclose(got.to_numpy(dtype=float), expected, **PRED_TOL)
+    np.testing.assert_allclose(free.predict(**kwargs).to_numpy(dtype=float), expected,
+                               rtol=1e-6, atol=1e-6)
 
 
 @pytest.mark.parametrize("section,case", LMER, ids=LMER_IDS)
@@ -269,3 +274,18 @@ def _assert_same(live, stored, where):
         np.testing.assert_allclose(live, stored, rtol=1e-7, err_msg=where)
     else:
         assert live == stored, where
+
+
+def _text_lines(text):
+    """Printed lines, R's curly quotes made straight, trailing blanks dropped."""
+    text = text.replace("\u2018", "'").replace("\u2019", "'")
+    return [line.rstrip() for line in text.strip("\n").split("\n")]
+
+
+@pytest.mark.parametrize("case", REF["summaries"], ids=[c["id"] for c in REF["summaries"]])
+def test_weighted_and_offset_summaries_print_as_r(case):
+    """Weights:/Offset: lines, lme4's pearson scaled residuals, summary.lm's weighted residuals."""
+    section = "weighted_lmer" if case["kind"] == "lmer" else "weighted_lm"
+    fit = (_lmer_fit if case["kind"] == "lmer" else _lm_fit)(section, case["id"])
+    fit.data_name = "data"
+    assert _text_lines(str(fit.summary())) == _text_lines(case["text"])

@@ -1,4 +1,4 @@
-"""The three evaluation paths of the profiled deviance agree (dense, sparse, pair-structure),
+"""The three solver strategies of the profiled deviance agree (dense, blocked, pair structure),
 and the criterion matches a direct dense computation of Bates et al. (2015), eq. 34/41."""
 
 import numpy as np
@@ -7,9 +7,8 @@ import scipy.sparse as sp
 
 import simdata
 from lmmlite.deviance import Deviance
-from lmmlite.design import model_matrix, random_blocks
+from lmmlite.design import build_design
 from lmmlite.formula import parse_formula
-from lmmlite.frame import model_frame
 
 CASES = [
     ("crossed", "y ~ x + (x | clinic) + (1 | doctor)"),
@@ -21,15 +20,9 @@ CASES = [
 
 
 def _build(dataset, formula, REML, mode):
-    spec = parse_formula(formula)
-    frame = model_frame(spec, getattr(simdata, dataset)())
-    X, _ = model_matrix(spec.intercept, spec.terms, frame)
-    blocks = random_blocks(spec, frame)
-    dev = Deviance(blocks, X, frame.columns[spec.response], REML=REML)
-    if mode != "dense" and dev.dense:  # rebuild the large-model paths on a small model
-        dev.dense = False
-        dev.RtZ1 = sp.csr_matrix(dev.RtZ1.reshape(dev.m, -1))
-        dev.pairs = dev._pair_structure() if mode == "pairs" else None
+    design = build_design(parse_formula(formula), getattr(simdata, dataset)())
+    dev = Deviance(design.blocks, design.X, design.y, REML=REML, solver=mode)
+    assert mode == "auto" or dev.solver.name == mode
     return dev
 
 
@@ -56,7 +49,7 @@ def _direct(dev, theta):
 @pytest.mark.parametrize("REML", [True, False])
 def test_paths_agree(dataset, formula, REML):
     rng = np.random.default_rng(0)
-    devs = {mode: _build(dataset, formula, REML, mode) for mode in ("dense", "sparse", "pairs")}
+    devs = {mode: _build(dataset, formula, REML, mode) for mode in ("dense", "blocked", "pairs")}
     lower = devs["dense"].lower
     for _ in range(3):
         theta = np.where(np.isfinite(lower), rng.uniform(0.1, 2, lower.size), rng.normal(0, .5, lower.size))
@@ -65,6 +58,26 @@ def test_paths_agree(dataset, formula, REML):
             assert dev(theta) == pytest.approx(ref, rel=1e-10), mode
         # the full factor (used for β̂ and u) agrees between paths too
         b_dense, u_dense = devs["dense"].solve(devs["dense"].factor(theta))
-        b_sparse, u_sparse = devs["sparse"].solve(devs["sparse"].factor(theta))
+        b_sparse, u_sparse = devs["blocked"].solve(devs["blocked"].factor(theta))
         np.testing.assert_allclose(b_sparse, b_dense, rtol=1e-9)
         np.testing.assert_allclose(u_sparse, u_dense, rtol=1e-7, atol=1e-9)
+
+
+def test_auto_solver_by_size():
+    """Small models get the dense strategy; the choice is one function, by size."""
+    assert _build("sleepstudy", "Reaction ~ Days + (Days | Subject)", True, "auto").solver.name == "dense"
+
+
+def test_unknown_solver_is_an_lmm_error():
+    from lmmlite.errors import LmmError
+    with pytest.raises(LmmError, match="unknown solver 'qr'"):
+        _build("sleepstudy", "Reaction ~ Days + (Days | Subject)", True, "qr")
+
+
+def test_pairs_full_factor_is_the_blocked_one():
+    """The pair structure serves the criterion; the full factor (β̂, u) is the blocked one."""
+    dev = _build("crossed", "y ~ x + (x | clinic) + (1 | doctor)", True, "pairs")
+    theta = dev.start * 0.7
+    assert dev.factor(theta, full=False).L21 is None
+    assert dev.factor(theta).L21 is not None
+    assert dev.criterion(dev.factor(theta)) == pytest.approx(dev(theta), rel=1e-10)

@@ -261,7 +261,7 @@ def test_fit_succeeds_or_raises_lmmerror(design, reml, optimizer):
         assert np.all(np.isfinite(re.condsd[g].to_numpy()))
     assert fit.nobs == len(df)
     # lme4's isSingular: some diagonal element of Lambda within 1e-4 of 0
-    lower = fit._dev.lower
+    lower = fit.devfun.lower
     assert fit.singular == bool(np.any(np.isfinite(lower) & (fit.theta < lower + 1e-4)))
     assert fit.singular == any("singular" in m for m in fit.messages)
 

@@ -3,7 +3,7 @@
 150 cases (random intercepts, correlated and independent slopes, crossed and
 nested factors, fixed factors with and without empty cells; 30-300 rows;
 REML and ML).  For each, both optima are evaluated with lmmlite's own
-deviance function, ``fit._dev(theta)``, so the comparison is free of the two
+deviance function, ``fit.devfun(theta)``, so the comparison is free of the two
 implementations' rounding: lmmlite's criterion at its θ may not be above the
 criterion at lme4's θ by more than 1e-6.  A summary line (number of cases,
 largest gap) is written at the end of the module and the per-case gaps go to
@@ -129,8 +129,8 @@ def test_random_case_against_lme4(optimizer, i):
         return
     assert list(fit.fixef.index) == list(ref["fixef"].index)
     assert len(fit.theta) == len(ref["theta"])
-    ours = float(fit._dev(fit.theta))
-    theirs = float(fit._dev(np.asarray(ref["theta"], dtype=float)))
+    ours = float(fit.devfun(fit.theta))
+    theirs = float(fit.devfun(np.asarray(ref["theta"], dtype=float)))
     gap = ours - theirs
     record.update(gap=gap, ours=ours, lme4=theirs, lme4_crit=ref["crit"],
                   theta=list(map(float, fit.theta)), lme4_theta=list(map(float, ref["theta"])),

@@ -1,246 +1,224 @@
 #!/usr/bin/env python
-"""Reconstruct data/plasma.csv (Mixed Models I: conc ~ age, 4 groups x 10).
+"""Verify data/plasma.csv: every property data/README.md claims for it.
 
-The slides print summary(lm(conc ~ age)), summary(lm(conc ~ age + group)),
-summary(lmer(conc ~ age + (1 | group))) (+ fixef, ranef, lmerTest
-Satterthwaite) and summary(lmer(conc ~ age + (1 + age | group))).  The
-original data are not published; this script *constructs* a data set.
+    python data/reconstruct/plasma.py      (from the repository root; ~10 s)
 
-Method (see data/README.md, section plasma.csv):
+The data are the ones given in issue 16 (see data/README.md for what was
+derived and what is given).  This script does not use lmmlite: it recomputes
+every printed number of the plasma slides from the CSV in closed form and
+checks that each one prints as on the slide, with its margin in half rounding
+units (|margin| < 1 means the printed digits agree):
 
-1. With 4 balanced groups, the two lm fits and the random-intercept lmer
-   depend on the data only through the 8 group means and the pooled
-   within-group sums Wxx, Wxy, Wyy (closed forms in plasma_model.py).  A
-   minimax linear-programming iteration (plasma_targets.py lists every
-   printed number with its rounding interval) put these 11 numbers where all
-   57 printed numbers of those fits are reproduced at the exact REML optimum
-   and for optimizer stops within [-3e-8, +9e-8] of it (R's lme4 stops
-   there: checked), worst margin 0.91 half rounding units.  Result: STATS.
-2. The random-slope fit depends on the per-group OLS lines (slopes
-   wxy_g / wxx_g) and the per-group wxx_g only.  With the group means fixed
-   by step 1 this leaves 6 free numbers for 9 tightly printed ones (the
-   system is over-determined); SPLIT is a least-squares compromise (its
-   misses are printed below).
-3. Ten points per group with exactly these means and within sums: age =
-   mean + sqrt(wxx) u, conc = mean + wxy/sqrt(wxx) u + sqrt(e) v, with u, v
-   orthonormal centred vectors from seeded normal draws (seed 2024 + group),
-   then moved (plasma_points.py, Gauss-Newton with all per-group sums kept
-   exact, so no fit changes) until the residual quantiles of m0, m1 and mm
-   hit the printed values; mm2's quantiles are not matched.
-4. age and conc are rounded to 6 decimals; the conc of the first point of
-   each group is then shifted by a few 1e-6 to undo the rounding drift, and
-   the rows are written in the first seeded order for which lmmlite's BOBYQA
-   (whose stop scatters ~1e-6 in theta with its rounding noise) also prints
-   the 9-digit fixef.  R's lme4 1.1.31 output was checked separately.
+1. the per-group sufficient statistics (group means of age and conc, the
+   pooled within-group sums Wxx, Wxy, Wyy) are those of the earlier
+   reconstruction (STEP1 below, the constants of the minimax LP step);
+2. lm(conc ~ age) and lm(conc ~ age + group), from the rows by least squares;
+3. lmer(conc ~ age + (1 | group)) and lmer(conc ~ age + (1 + age | group)):
+   the REML criterion in closed form from each group's 2 x 2 cross-products
+   (_lmm.Grouped), θ the root of the score equations (complex-step gradient,
+   reported: max |∇d| at the root), Satterthwaite df as lmerTest's;
+4. the residual-quantile lines of all four fits (R's type-7 quantiles);
+5. the same statistics and θ with the rows shuffled (5 seeds): the fits do not
+   depend on the row order beyond round-off.
 
-Run from the repository root:  python data/reconstruct/plasma.py
-Deterministic; runs in about 10 s.  plasma_check.py counts the matches in
-the printed output of R and lmmlite.
+Exit status 1 if any printed number or check fails.
 """
-import io
-import os
 import sys
-import time
-from contextlib import redirect_stdout
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from scipy import stats
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-sys.path.insert(0, HERE)
-from plasma_model import RI, RS, lm0, lm1  # noqa: E402
-from plasma_targets import PUB_FITS, values  # noqa: E402
+from _lmm import Grouped, quantile7  # the shared helper next to this script (on sys.path[0])
 
-t0 = time.time()
-# step 1: group means of age (1-4), of conc (1-4), Wxx, Wxy, Wyy
-STATS = np.array([51.63658440730452, 22.610753468753035, 31.241121716433334, 40.44929994495725,
+CSV = Path(__file__).resolve().parent.parent / "plasma.csv"
+
+# group means of age (1-4) and conc (1-4), Wxx, Wxy, Wyy of the earlier reconstruction
+STEP1 = np.array([51.63658440730452, 22.610753468753035, 31.241121716433334, 40.44929994495725,
                   205.23145856886322, 149.50968922591076, 161.88509199790883, 181.75002391424957,
                   922.7852294390606, -1755.3132085542402, 6327.140253197619])
-# step 2: wxx of groups 1-3, OLS slopes of groups 1-3 (group 4 from the pooled sums)
-SPLIT = np.array([254.76439834120646, 125.3928615851172, 422.8449261717294,
-                  -2.5124798220412106, -2.8654830952115735, -1.0867455232244698])
-EFRAC = np.array([0.25, 0.25, 0.25, 0.25])  # share of the pooled residual SS per group
-SEED = 2024
-DECIMALS = 6
 
-xg, yg, Wxx, Wxy, Wyy = STATS[:4], STATS[4:8], STATS[8], STATS[9], STATS[10]
-wxx = np.r_[SPLIT[:3], Wxx - SPLIT[:3].sum()]
-slope = np.r_[SPLIT[3:6], 0.0]
-slope[3] = (Wxy - (slope[:3] * wxx[:3]).sum()) / wxx[3]
-E = Wyy - (slope ** 2 * wxx).sum()
-ess = E * EFRAC
-
-# seeded start (orthonormal design with exactly the sums), then Gauss-Newton
-# point placement (plasma_points.py) for the residual quantiles of m0, m1, mm;
-# restarts from seeded jitters of the start until it converges.
-from plasma_points import place  # noqa: E402
-x0, y0 = np.empty((4, 10)), np.empty((4, 10))
-for g in range(4):
-    rng = np.random.default_rng(SEED + g)
-    u = rng.standard_normal(10)
-    u -= u.mean()
-    u /= np.linalg.norm(u)
-    v = rng.standard_normal(10)
-    v -= v.mean()
-    v -= (v @ u) * u
-    v /= np.linalg.norm(v)
-    x0[g] = xg[g] + np.sqrt(wxx[g]) * u
-    y0[g] = yg[g] + slope[g] * np.sqrt(wxx[g]) * u + np.sqrt(ess[g]) * v
-f0, f1 = lm0(STATS), lm1(STATS)
-fm = RI(STATS).fit(RI(STATS).exact(5.1015))
-QMODELS = [(np.full(4, f0["b"][0]), np.full(4, f0["b"][1]), 1.0),
-           (yg - f1["b"][1] * xg, np.full(4, f1["b"][1]), 1.0),
-           (fm["beta"][0] + fm["ranef"], np.full(4, fm["beta"][1]), fm["sigma"])]
-QTARGETS = [[-42.492, -12.643, -0.968, 9.998, 50.981], [-16.849, -8.185, 0.786, 6.618, 17.656],
-            [-1.75481, -0.89181, 0.09125, 0.70848, 1.85339]]
-QHALF = [5e-4, 5e-4, 5e-6]
-for restart in range(100):
-    jit = np.random.default_rng(restart)
-    xs = x0 + (jit.normal(0, 2, x0.shape) if restart else 0)
-    ys = y0 + (jit.normal(0, 2, y0.shape) if restart else 0)
-    px, py, qmiss, it = place(xg, yg, wxx, slope * wxx, ess + slope ** 2 * wxx, xs, ys, QMODELS, QTARGETS, QHALF)
-    if np.abs(qmiss).max() < 0.05:
-        break
-print(f"point placement: restart {restart}, {it} Gauss-Newton steps, worst quantile miss "
-      f"{np.abs(qmiss).max():.2e} half-units")
-rows = []
-for g in range(4):
-    order = np.argsort(px[g])
-    rows += [(g + 1, a, c) for a, c in zip(px[g][order], py[g][order])]
-df = pd.DataFrame(rows, columns=["group", "age", "conc"])
-df["age"] = df["age"].round(DECIMALS)
-df["conc"] = df["conc"].round(DECIMALS)
+# the printed numbers of the slides: (label, printed text, key into _values())
+PRINTED = [
+    ("m0 (Intercept)", "126.7136", "m0 b0"), ("m0 SE (Intercept)", "10.0424", "m0 se0"),
+    ("m0 t (Intercept)", "12.618", "m0 t0"), ("m0 p (Intercept)", "3.68e-15", "m0 p0"),
+    ("m0 age", "1.3124", "m0 b1"), ("m0 SE age", "0.2619", "m0 se1"),
+    ("m0 t age", "5.011", "m0 t1"), ("m0 p age", "1.28e-05", "m0 p1"),
+    ("m0 residual SE", "19.55", "m0 sigma"), ("m0 R-squared", "0.3979", "m0 r2"),
+    ("m0 adj. R-squared", "0.3821", "m0 adjr2"), ("m0 F", "25.11", "m0 F"),
+    ("m0 F p-value", "1.282e-05", "m0 Fp"),
+    ("m1 (Intercept)", "303.4541", "m1 b0"), ("m1 SE (Intercept)", "15.9759", "m1 se0"),
+    ("m1 t (Intercept)", "18.994", "m1 t0"),
+    ("m1 age", "-1.9022", "m1 b1"), ("m1 SE age", "0.3042", "m1 se1"),
+    ("m1 t age", "-6.254", "m1 t1"), ("m1 p age", "3.58e-07", "m1 p1"),
+    ("m1 group2", "-110.9344", "m1 b2"), ("m1 SE group2", "9.7480", "m1 se2"),
+    ("m1 t group2", "-11.380", "m1 t2"), ("m1 p group2", "2.59e-13", "m1 p2"),
+    ("m1 group3", "-82.1424", "m1 b3"), ("m1 SE group3", "7.4540", "m1 se3"),
+    ("m1 t group3", "-11.020", "m1 t3"), ("m1 p group3", "6.29e-13", "m1 p3"),
+    ("m1 group4", "-44.7618", "m1 b4"), ("m1 SE group4", "5.3530", "m1 se4"),
+    ("m1 t group4", "-8.362", "m1 t4"), ("m1 p group4", "7.33e-10", "m1 p4"),
+    ("m1 residual SE", "9.240", "m1 sigma"), ("m1 R-squared", "0.8762", "m1 r2"),
+    ("m1 adj. R-squared", "0.8620", "m1 adjr2"), ("m1 F", "61.92", "m1 F"),
+    ("m1 F p-value", "2.173e-15", "m1 Fp"),
+    ("mm REML criterion", "304.1", "mm crit"), ("mm var(group)", "2224.44", "mm v0"),
+    ("mm sd(group)", "47.164", "mm sd0"), ("mm var(Residual)", "85.47", "mm s2"),
+    ("mm sd(Residual)", "9.245", "mm sigma"), ("mm fixef (Intercept)", "241.333393", "mm b0"),
+    ("mm fixef age", "-1.829255", "mm b1"), ("mm SE (Intercept)", "26.0615", "mm se0"),
+    ("mm SE age", "0.3014", "mm se1"), ("mm t (Intercept)", "9.260", "mm t0"),
+    ("mm t age", "-6.068", "mm t1"), ("mm corr of fixef", "-0.422", "mm corr"),
+    ("mm ranef 1", "58.13116", "mm u1"), ("mm ranef 2", "-50.26973", "mm u2"),
+    ("mm ranef 3", "-22.21498", "mm u3"), ("mm ranef 4", "14.35354", "mm u4"),
+    ("mm df (Intercept)", "4.2275", "mm df0"), ("mm df age", "36.1653", "mm df1"),
+    ("mm p (Intercept)", "0.00058", "mm p0"), ("mm p age", "5.54e-07", "mm p1"),
+    ("mm2 REML criterion", "302.9", "mm2 crit"), ("mm2 var(Intercept)", "4113.8342", "mm2 v0"),
+    ("mm2 sd(Intercept)", "64.1392", "mm2 sd0"), ("mm2 var(age)", "0.3925", "mm2 v1"),
+    ("mm2 sd(age)", "0.6265", "mm2 sd1"), ("mm2 corr", "-0.67", "mm2 rcorr"),
+    ("mm2 var(Residual)", "77.1173", "mm2 s2"), ("mm2 sd(Residual)", "8.7816", "mm2 sigma"),
+    ("mm2 (Intercept)", "249.2426", "mm2 b0"), ("mm2 SE (Intercept)", "34.0378", "mm2 se0"),
+    ("mm2 t (Intercept)", "7.323", "mm2 t0"), ("mm2 age", "-1.9862", "mm2 b1"),
+    ("mm2 SE age", "0.4373", "mm2 se1"), ("mm2 t age", "-4.542", "mm2 t1"),
+    ("mm2 corr of fixef", "-0.682", "mm2 corr"),
+]
+# residual quantiles (Min 1Q Median 3Q Max) as printed by summary()
+QUANTILES = {"m0": "-42.492 -12.643 -0.968 9.998 50.981",
+             "m1": "-16.849 -8.185 0.786 6.618 17.656",
+             "mm": "-1.75481 -0.89181 0.09125 0.70848 1.85339",
+             "mm2": "-1.5822 -0.8157 0.2107 0.7805 1.6553"}
+THETA0 = {"mm": [5.0], "mm2": [7.0, -0.05, 0.05]}  # where Newton starts (lme4's start is 1)
 
 
-def stats_of(d):
-    gs = d.groupby("group")
-    return np.r_[gs.age.mean().values, gs.conc.mean().values,
-                 sum(((v.age - v.age.mean()) ** 2).sum() for _, v in gs),
-                 sum(((v.age - v.age.mean()) * (v.conc - v.conc.mean())).sum() for _, v in gs),
-                 sum(((v.conc - v.conc.mean()) ** 2).sum() for _, v in gs)]
+def _half_unit(txt):
+    """Half of R's last printed digit of ``txt`` (fixed or e-notation)."""
+    mant, _, exp = txt.partition("e")
+    dec = len(mant.split(".")[1]) if "." in mant else 0
+    return 0.5 * 10.0 ** (int(exp or 0) - dec)
 
 
-# rounding moves the statistics slightly: shift the conc of the first point of
-# each group by k * 1e-6 (k = -3..3) and keep the first shift (in a fixed order)
-# for which every step-1 number matches at the exact optimum and for optimizer
-# stops between -3e-8 and +9e-8 from it, with the largest worst-case margin.
-from plasma_targets import MID, HALF  # noqa: E402
-import itertools  # noqa: E402
-first = df.groupby("group").head(1).index.values
-best = None
-for ks in itertools.product(range(-3, 4), repeat=4):
-    dd = df.copy()
-    dd.loc[first, "conc"] = (dd.loc[first, "conc"].values + np.array(ks) * 10.0 ** -DECIMALS).round(DECIMALS)
-    st = stats_of(dd)
-    te = RI(st).exact(5.1015)
-    worst = max(np.abs((values(st, te + dl) - MID) / HALF).max() for dl in (-3e-8, 0.0, 9e-8))
-    if best is None or worst < best[0] - 1e-9:
-        best = (worst, ks, dd)
-df = best[2]
-print(f"rounding correction {best[1]} x 1e-{DECIMALS} on conc of the first point per group; "
-      f"worst step-1 margin {best[0]:.3f} half-units")
-
-# lmmlite's own deviance evaluation carries ~1e-11 of rounding noise, so its
-# BOBYQA stop scatters by ~1e-6 in theta around the optimum (R's lme4 stops
-# within ~4e-8 of it), which moves the 9-digit fixef.  The row order changes
-# only that noise: take the first seeded row order (k = 0 is the sorted
-# order) for which lmmlite also prints every step-1 number.
-from lmmlite import lmer as _lmer  # noqa: E402
-import warnings  # noqa: E402
-st = stats_of(df)
-for k in range(500):
-    dk = df if k == 0 else df.sample(frac=1.0, random_state=k)
-    dg = dk.copy()
-    dg["group"] = dg["group"].astype(str)
-    th = float(_lmer("conc ~ age + (1 | group)", dg, optimizer="bobyqa").theta[0])
-    if np.abs((values(st, th) - MID) / HALF).max() < 1:
-        break
-df = dk.reset_index(drop=True)
-print(f"row order: {'sorted' if k == 0 else 'seeded shuffle ' + str(k)}")
-out = os.path.join(os.path.dirname(HERE), "plasma.csv")
-df.to_csv(out, index=False, float_format=f"%.{DECIMALS}f", lineterminator="\n")
-
-# ---------------------------------------------------------------- checks
-d = pd.read_csv(out)
-d["group"] = d["group"].astype(str)
-from lmmlite import lm, lmer  # noqa: E402
-
-m0 = lm("conc ~ age", d)
-m1 = lm("conc ~ age + group", d)
-mm = lmer("conc ~ age + (1 | group)", d, optimizer="bobyqa")
-import warnings  # noqa: E402
-with warnings.catch_warnings():
-    warnings.simplefilter("ignore")
-    mm2 = lmer("conc ~ age + (1 + age | group)", d, optimizer="bobyqa")
+def _group_stats(df):
+    g = df.groupby("group", sort=True)
+    xm, ym = g["age"].mean().to_numpy(), g["conc"].mean().to_numpy()
+    dx = df["age"] - g["age"].transform("mean")
+    dy = df["conc"] - g["conc"].transform("mean")
+    wxx = (dx * dx).groupby(df["group"]).sum().to_numpy()
+    wxy = (dx * dy).groupby(df["group"]).sum().to_numpy()
+    return dict(n=g.size().to_numpy(), xm=xm, ym=ym, wxx=wxx, wxy=wxy, Wyy=float((dy * dy).sum()))
 
 
-def txt(obj):
-    buf = io.StringIO()
-    with redirect_stdout(buf):
-        print(obj)
-    return buf.getvalue()
+def _ols(X, y, names):
+    """summary.lm's numbers (coefficients, SEs, t, p, sigma, R², adj. R², F, its p)."""
+    n, p = X.shape
+    beta, *_ = np.linalg.lstsq(X, y, rcond=None)
+    resid = y - X @ beta
+    df = n - p
+    s2 = resid @ resid / df
+    se = np.sqrt(np.diag(s2 * np.linalg.inv(X.T @ X)))
+    t = beta / se
+    tss = ((y - y.mean()) ** 2).sum()
+    r2 = 1 - resid @ resid / tss
+    F = (tss - resid @ resid) / (p - 1) / s2
+    out = {f"{names}{k}": v for k, v in
+           [("sigma", np.sqrt(s2)), ("r2", r2), ("adjr2", 1 - (1 - r2) * (n - 1) / df), ("F", F),
+            ("Fp", stats.f.sf(F, p - 1, df))]}
+    for j in range(p):
+        out.update({f"{names}b{j}": beta[j], f"{names}se{j}": se[j], f"{names}t{j}": t[j],
+                    f"{names}p{j}": 2 * stats.t.sf(abs(t[j]), df)})
+    return out, resid
 
 
-# statistics recomputed from the rounded CSV
-S = stats_of(d)
-theta_lmm = float(mm.theta[0])
-theta_exact = RI(S).exact(theta_lmm)
-fmt_like = {}
-ach = values(S, theta_exact)
-ach_lmm = values(S, theta_lmm)
+def _lmm(s, zcols, theta0):
+    model = Grouped(s["n"], s["xm"], s["ym"], s["wxx"], s["wxy"], s["Wyy"], zcols)
+    theta = model.optimum(theta0)
+    return model, theta, model.fit(theta)
 
 
-def like(pub, v):
-    """v formatted with the same number of decimals / significant digits as pub."""
-    if "e" in pub:
-        mant = pub.split("e")[0]
-        dec = len(mant.split(".")[1]) if "." in mant else 0
-        return f"{v:.{dec}e}"
-    dec = len(pub.split(".")[1]) if "." in pub else 0
-    return f"{v:.{dec}f}"
+def _values(df):
+    """Every printed quantity, from the rows (lm) and the group statistics (lmer)."""
+    s = _group_stats(df)
+    age, conc = df["age"].to_numpy(), df["conc"].to_numpy()
+    codes = df["group"].astype("category").cat.codes.to_numpy()
+    one = np.ones(len(df))
+    dummies = (codes[:, None] == np.arange(1, 4)[None, :]).astype(float)
+    v, r0 = _ols(np.column_stack([one, age]), conc, "m0 ")
+    v1, r1 = _ols(np.column_stack([one, age, dummies]), conc, "m1 ")
+    v.update(v1)
+    resid = {"m0": r0, "m1": r1}
+    theta, grad = {}, {}
+    for name, zcols in (("mm", [0]), ("mm2", [0, 1])):
+        model, th, f = _lmm(s, zcols, THETA0[name])
+        theta[name], grad[name] = th, np.abs(model.gradient(th)).max()
+        S = f["vcov_re"]
+        v.update({f"{name} {k}": x for k, x in
+                  [("crit", f["crit"]), ("v0", S[0, 0]), ("sd0", f["sd_re"][0]), ("s2", f["s2"]),
+                   ("sigma", f["sigma"]), ("b0", f["beta"][0]), ("b1", f["beta"][1]),
+                   ("se0", f["se"][0]), ("se1", f["se"][1]), ("t0", f["t"][0]), ("t1", f["t"][1]),
+                   ("corr", f["corr"])]})
+        b = f["ranef"][codes]                      # each row's group effects
+        fitted = f["beta"][0] + b[:, 0] + (f["beta"][1] + (b[:, 1] if len(zcols) == 2 else 0)) * age
+        resid[name] = (conc - fitted) / f["sigma"]
+        if name == "mm":
+            dfs = model.satterthwaite(th)
+            v.update({f"mm u{g + 1}": f["ranef"][g, 0] for g in range(4)})
+            v.update({f"mm df{j}": dfs[j] for j in range(2)})
+            v.update({f"mm p{j}": 2 * stats.t.sf(abs(f["t"][j]), dfs[j]) for j in range(2)})
+        else:
+            v.update({"mm2 v1": S[1, 1], "mm2 sd1": f["sd_re"][1], "mm2 rcorr": f["corr_re"]})
+    return s, v, resid, theta, grad
 
 
-nbad = 0
-print(f"{'number':35s} {'published':>12s} {'exact opt':>12s} {'lmmlite':>12s}")
-for (lab, pub, *_), a, b in zip(PUB_FITS, ach, ach_lmm):
-    sa, sb = like(pub, a), like(pub, b)
-    ok = sa == pub and sb == pub
-    nbad += not ok
-    print(f"{lab:35s} {pub:>12s} {sa:>12s} {sb:>12s} {'' if ok else 'MISMATCH'}")
-print(f"step 1 (lm, lm + group, random intercept): {len(PUB_FITS) - nbad}/{len(PUB_FITS)} match"
-      f" (theta exact {theta_exact:.10f}, lmmlite {theta_lmm:.10f})")
+def _check_printed(v):
+    bad = 0
+    print(f"{'number':24s} {'printed':>11s} {'recomputed':>22s} {'margin':>8s}")
+    for label, txt, key in PRINTED:
+        margin = (v[key] - float(txt)) / _half_unit(txt)
+        bad += not abs(margin) < 1
+        print(f"{label:24s} {txt:>11s} {v[key]:22.15g} {margin:8.3f}"
+              + ("" if abs(margin) < 1 else "  MISS"))
+    return bad
 
-# random slope + quantiles: compare lmmlite's printed summaries with the slides
-q = lambda r: np.quantile(r, [0, .25, .5, .75, 1])  # noqa: E731
-MM2 = [("REML criterion", "302.9", f"{mm2.reml_criterion:.1f}")]
-vc = mm2.varcorr() if callable(getattr(mm2, "varcorr", None)) else None
-f2 = RS(xg, yg, wxx, slope * wxx, ess + slope ** 2 * wxx).fit(mm2.theta)
-for lab, pub, v in [("group (Intercept) variance", "4113.8342", f2["v0"]), ("group age variance", "0.3925", f2["v1"]),
-                    ("Residual variance", "77.1173", f2["s2"]), ("group (Intercept) sd", "64.1392", f2["sd0"]),
-                    ("group age sd", "0.6265", f2["sd1"]), ("Residual sd", "8.7816", f2["sigma"]),
-                    ("corr (Intercept), age", "-0.67", f2["rcorr"]),
-                    ("fixef (Intercept)", "249.2426", mm2.fixef.iloc[0]), ("fixef age", "-1.9862", mm2.fixef.iloc[1]),
-                    ("SE (Intercept)", "34.0378", np.sqrt(mm2.vcov.iloc[0, 0])),
-                    ("SE age", "0.4373", np.sqrt(mm2.vcov.iloc[1, 1])),
-                    ("t (Intercept)", "7.323", mm2.fixef.iloc[0] / np.sqrt(mm2.vcov.iloc[0, 0])),
-                    ("t age", "-4.542", mm2.fixef.iloc[1] / np.sqrt(mm2.vcov.iloc[1, 1])),
-                    ("corr of fixef", "-0.682", mm2.vcov.iloc[0, 1] / np.sqrt(mm2.vcov.iloc[0, 0] * mm2.vcov.iloc[1, 1]))]:
-    MM2.append((lab, pub, like(pub, v)))
-QUANT = [("lm m0 residuals", "-42.492 -12.643 -0.968 9.998 50.981", q(m0.residuals()), 3),
-         ("lm m1 residuals", "-16.849 -8.185 0.786 6.618 17.656", q(m1.residuals()), 3),
-         ("mm scaled residuals", "-1.75481 -0.89181 0.09125 0.70848 1.85339", q(mm.residuals(scaled=True)), 5),
-         ("mm2 scaled residuals", "-1.5822 -0.8157 0.2107 0.7805 1.6553", q(mm2.residuals(scaled=True)), 4)]
-print("\nrandom-slope model (lmmlite, bobyqa):")
-nb2 = 0
-for lab, pub, a in MM2:
-    nb2 += a != pub
-    print(f"  {lab:30s} {pub:>12s} {a:>12s} {'' if a == pub else 'MISMATCH'}")
-print("\nresidual quantiles (Min 1Q Median 3Q Max):")
-for lab, pub, v, dec in QUANT:
-    a = " ".join(f"{x:.{dec}f}" for x in np.asarray(v))
-    nb2 += a != pub
-    print(f"  {lab:22s} published {pub}\n  {'':22s} achieved  {a}")
-print(f"\nage range {d.age.min():.1f}..{d.age.max():.1f}, conc range {d.conc.min():.1f}..{d.conc.max():.1f}; "
-      f"within-group OLS slopes {np.round(slope, 3)}")
-print(f"wrote data/plasma.csv in {time.time() - t0:.1f}s; mismatching: {nbad} of step 1, "
-      f"{nb2} lines of random slope / quantiles")
+
+def _check_quantiles(resid):
+    bad = 0
+    for name, line in QUANTILES.items():
+        q = quantile7(resid[name])
+        printed = line.split()
+        margins = [(a - float(t)) / _half_unit(t) for a, t in zip(q, printed)]
+        ok = all(abs(m) < 1 for m in margins)
+        bad += not ok
+        print(f"{name:4s} quantiles {line:42s} margins " + " ".join(f"{m:6.3f}" for m in margins)
+              + ("" if ok else "  MISS"))
+    return bad
+
+
+def main():
+    """Recompute every printed plasma number from data/plasma.csv; exit 1 on any miss."""
+    df = pd.read_csv(CSV)
+    s, v, resid, theta, grad = _values(df)
+    here = np.r_[s["xm"], s["ym"], s["wxx"].sum(), s["wxy"].sum(), s["Wyy"]]
+    step1 = np.max(np.abs(here - STEP1) / np.abs(STEP1))
+    print(f"1. group means and pooled sums vs the earlier reconstruction: max rel. diff {step1:.1e}")
+    print("   per group: n " + " ".join(map(str, s["n"])) + "; wxx "
+          + " ".join(f"{x:.6f}" for x in s["wxx"]) + "; wxy " + " ".join(f"{x:.6f}" for x in s["wxy"]))
+    print("2-3. printed numbers (margin in half rounding units; |margin| < 1 prints as the slide):")
+    bad = _check_printed(v) + (step1 > 1e-12)
+    for name in theta:
+        print(f"   {name}: θ = {np.array2string(theta[name], precision=15)}, "
+              f"max |∇d(θ)| = {grad[name]:.1e}")
+        bad += not grad[name] < 1e-8
+    print("4. residual quantiles:")
+    bad += _check_quantiles(resid)
+    print("5. rows shuffled (seeds 1-5): max relative change of θ")
+    for seed in range(1, 6):
+        shuffled = df.sample(frac=1, random_state=np.random.RandomState(seed))
+        _, _, _, th, _ = _values(shuffled.reset_index(drop=True))
+        change = max(np.max(np.abs(th[k] - theta[k]) / np.abs(theta[k])) for k in theta)
+        bad += not change < 1e-10
+        print(f"   seed {seed}: {change:.1e}")
+    ages, concs = df["age"], df["conc"]
+    print(f"age {ages.min():.1f}-{ages.max():.1f}, conc {concs.min():.1f}-{concs.max():.1f}; "
+          f"{'all checks pass' if not bad else f'{bad} check(s) FAILED'}")
+    return 1 if bad else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
