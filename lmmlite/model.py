@@ -47,7 +47,8 @@ class LmerModel:
         return self.dev.lower
 
     def theta_start(self):
-        return np.concatenate([b.theta_start() for b in self.design.blocks])
+        """lme4's start: every T_k the identity."""
+        return self.dev.covariance.start
 
     def deviance(self, theta, REML=None):
         """The profiled REML criterion (REML) or deviance (ML) at θ, with -Σ log w."""
