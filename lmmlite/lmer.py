@@ -19,7 +19,7 @@ LARGE = 20_000  # observations from which lmer() reports its progress by default
 
 
 def lmer(formula, data, REML=True, optimizer="auto", verbose=None, weights=None, offset=None,
-         contrasts=None):
+         contrasts=None, solver="auto"):
     """Fit a linear mixed model with lme4's formula syntax.
 
     Parameters
@@ -55,6 +55,9 @@ def lmer(formula, data, REML=True, optimizer="auto", verbose=None, weights=None,
         Contrasts per factor, e.g. ``{"f": "contr.sum"}`` (R's ``contrasts=``).
         By default unordered factors get treatment and ordered factors
         polynomial contrasts, as in R.
+    solver : {"auto", "dense", "blocked", "pairs"}
+        How the penalized least-squares system is factored (lmmlite/solvers.py);
+        all give the same fit, "auto" picks the fastest for the model's size.
 
     Returns
     -------
@@ -62,10 +65,10 @@ def lmer(formula, data, REML=True, optimizer="auto", verbose=None, weights=None,
     """
     with blas_single_thread():
         return _lmer(formula, data, REML, optimizer, verbose,
-                     make_call(data, weights, offset), contrasts)
+                     make_call(data, weights, offset), contrasts, solver)
 
 
-def _lmer(formula, data, REML, optimizer, verbose, call, contrasts=None):
+def _lmer(formula, data, REML, optimizer, verbose, call, contrasts=None, solver="auto"):
     t0 = time.perf_counter()
     spec = parse_formula(formula)
     if not spec.random:
@@ -84,7 +87,7 @@ def _lmer(formula, data, REML, optimizer, verbose, call, contrasts=None):
               "effects " + ", ".join(f"{b.group} ({b.nlevels} levels x {b.p})"
                                      for b in design.blocks)
               + "; optimizing ...", file=sys.stderr, flush=True)
-    model = LmerModel(design, REML=REML)
+    model = LmerModel(design, REML=REML, solver=solver)
     opt = model.optimize(optimizer)
     if opt.singular:
         warnings.warn(opt.messages[0], SingularFitWarning, stacklevel=2)

@@ -23,9 +23,12 @@ class LmerModel:
     ----------
     design : Design
     REML : bool
+    solver : {"auto", "dense", "blocked", "pairs"}
+        How the penalized least-squares system is factored (solvers.py); every
+        choice gives the same criterion, "auto" the fastest for the model's size.
     """
 
-    def __init__(self, design, REML=True):
+    def __init__(self, design, REML=True, solver="auto"):
         self.design = design
         self.REML = REML
         y = design.y if design.offset is None else design.y - design.offset
@@ -40,7 +43,8 @@ class LmerModel:
         if design.X.shape[1] >= design.nobs:
             raise LmmError(f"{design.X.shape[1]} fixed effects for {design.nobs} observations: "
                            "the model has too many fixed effects for the data")
-        self.dev = Deviance(blocks, X, y, REML=REML)
+        self.solver = solver
+        self.dev = Deviance(blocks, X, y, REML=REML, solver=solver)
 
     @property
     def lower(self):
@@ -64,4 +68,4 @@ class LmerModel:
     def refit(self, y=None, REML=None):
         """The same model with another response and/or criterion (unfitted)."""
         design = self.design if y is None else self.design.with_response(y)
-        return LmerModel(design, self.REML if REML is None else REML)
+        return LmerModel(design, self.REML if REML is None else REML, self.solver)

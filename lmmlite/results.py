@@ -266,7 +266,7 @@ class LmerFit(FitBase):
                                    f"to refit to new data, give {what}= as a column name")
             design = build_design(self.spec, data, call.weights, call.offset,
                                   self.design.contrasts_arg)
-            model = LmerModel(design, self.REML if REML is None else REML)
+            model = LmerModel(design, self.REML if REML is None else REML, self.model.solver)
         else:
             model = self.model.refit(y=y, REML=REML)
         opt = model.optimize(self.opt.method)
