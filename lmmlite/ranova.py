@@ -84,7 +84,7 @@ def _refit(fit, random):
     from .lm import lm
     from .lmer import lmer
     formula = _formula(fit.spec, random)
-    w, off = fit._weights_arg, fit._offset_arg
+    w, off = fit.call.weights, fit.call.offset
     if random:
         return lmer(formula, fit.data, REML=fit.REML, weights=w, offset=off,
                     contrasts=fit.design.contrasts_arg, optimizer=fit.opt.method)
