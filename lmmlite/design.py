@@ -278,8 +278,12 @@ def lme4_order(nlevels):
     return list(reversed(sorted(range(k), key=lambda i: nlevels[i])))
 
 
-def random_blocks(spec, frame):
-    """Build the random-effects blocks, in lme4's order."""
+def random_blocks(spec, frame, glmer=False):
+    """Build the random-effects blocks, in lme4's order.
+
+    With ``glmer`` the checks are glmer's (lme4's glFormula: ``allow.n = TRUE``, and
+    ``check.nobs.vs.nRE = "ignore"``): an observation-level random effect is allowed.
+    """
     blocks = []
     for rt in spec.random:
         levels, codes = group_codes(rt.group, frame)
@@ -288,14 +292,14 @@ def random_blocks(spec, frame):
             raise LmmError(f"grouping factor '{name}' has only {len(levels)} level; "
                            "a random effect needs at least 2 levels (lme4: "
                            "'grouping factors must have > 1 sampled level')")
-        if len(levels) >= frame.nobs:
+        if len(levels) > frame.nobs or (len(levels) == frame.nobs and not glmer):
             raise LmmError(f"grouping factor '{name}' has {len(levels)} levels for "
                            f"{frame.nobs} observations; the number of levels of each "
                            "grouping factor must be < number of observations, "
                            "otherwise the random effect cannot be told from the residual")
         X, cnames, _, _ = term_matrix(rt.intercept, list(rt.terms), frame)
         nre = len(levels) * X.shape[1]
-        if frame.nobs <= nre:  # lme4's check.nobs.vs.nRE ("stop" by default)
+        if frame.nobs <= nre and not glmer:  # lme4's check.nobs.vs.nRE ("stop" by default)
             raise LmmError(f"number of observations (={frame.nobs}) <= number of random "
                            f"effects (={nre}) for term {rt.text}; the random-effects "
                            "parameters and the residual variance are probably unidentifiable")
@@ -407,7 +411,7 @@ def build_design(spec, data, weights=None, offset=None, contrasts=None,
         y = np.full(frame.nobs, np.nan)
     elif isinstance(y, Matrix):
         raise LmmError(f"the response '{spec.response}' must be one column")
-    blocks = random_blocks(spec, frame) if spec.random else []
+    blocks = random_blocks(spec, frame, glm_response) if spec.random else []
     return Design(spec=spec, frame=frame, y=np.asarray(y, dtype=float), X=Xfull[:, keep],
                   xnames=[names[j] for j in keep], assign=[assign[j] for j in keep],
                   dropped=dropped, full_names=names, keep=keep, contrasts=used,

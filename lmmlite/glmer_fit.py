@@ -29,6 +29,7 @@ class GlmerFit(FitBase):
     """A fitted GLMM: fixef, vcov, theta, loglik, aic, bic, deviance, ranef, predict, summary."""
 
     mixed = True
+    REML = False
     weights_arg = None
     offset_arg = None
 

@@ -66,6 +66,7 @@ MODELS = {
 
 R_DATA = r"""
 suppressPackageStartupMessages({library(lme4); library(jsonlite)})
+options(useFancyQuotes = FALSE)
 cbpp <- lme4::cbpp
 cbpp$prop <- cbpp$incidence / cbpp$size
 grouse <- lme4::grouseticks
