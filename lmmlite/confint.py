@@ -98,6 +98,8 @@ class _Profiler:
         X = self.dev.X
         keep = np.arange(X.shape[1]) != j
         d = Deviance(self.dev.blocks, X[:, keep], self.dev.y - b * X[:, j], REML=False)
+        # only the minimum value matters here (first-order insensitive to θ), so the
+        # exact-derivative last stage (grad_hess) is not worth its cost
         val = optimize_theta(d, self.fit.theta, d.lower, self.method, below=d.below,
                              checks=False).value
         return np.sign(b - self.beta[j]) * np.sqrt(max(val - self.base, 0.0))

@@ -25,6 +25,7 @@ class LmFit(FitBase):
     """
 
     _offset_arg = None      # the offset= argument, which predict.lm reads from newdata
+    call_args = {}          # how weights= and offset= were written, for the printed call
 
     def __init__(self, formula, data, data_name="data", weights=None, offset=None,
                  contrasts=None):
@@ -116,9 +117,10 @@ class LmFit(FitBase):
 
     def r_squared(self):
         """Multiple and adjusted R², as summary.lm (centred when there is an intercept)."""
-        # summary.lm: fitted values without the offset, weighted sums of squares
+        # summary.lm (R 4.2, the reference here): weighted sums of squares of the fitted
+        # values, offset included (later R versions subtract the offset first)
         w = self._w
-        f = self._fitted - (0.0 if self.design.offset is None else self.design.offset)
+        f = self._fitted
         if self.intercept:
             mss = float(w @ (f - (w @ f) / w.sum()) ** 2)
         else:
@@ -145,8 +147,9 @@ def lm(formula, data, weights=None, offset=None, contrasts=None):
     name or one value per row) and ``contrasts`` (e.g. ``{"f": "contr.sum"}``)
     as R's arguments of the same names.
     """
-    from .lmer import _data_name
+    from .lmer import _data_name, argument_texts
     fit = LmFit(formula, data, data_name=_data_name(data), weights=weights, offset=offset,
                 contrasts=contrasts)
     fit._offset_arg = offset
+    fit.call_args = argument_texts(weights=weights, offset=offset)
     return fit

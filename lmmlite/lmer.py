@@ -61,8 +61,21 @@ def lmer(formula, data, REML=True, optimizer="auto", verbose=None, weights=None,
     LmerFit
     """
     with blas_single_thread():
-        return _lmer(formula, data, REML, optimizer, verbose, _data_name(data),
-                     weights, offset, contrasts)
+        fit = _lmer(formula, data, REML, optimizer, verbose, _data_name(data),
+                    weights, offset, contrasts)
+    fit.call_args = argument_texts(weights=weights, offset=offset)
+    return fit
+
+
+def argument_texts(depth=3, **arguments):
+    """How the caller wrote each given argument (a column name as it is), for the
+    Weights:/Offset: lines of the summary, as R prints its call."""
+    out = {}
+    for keyword, value in arguments.items():
+        if value is not None:
+            out[keyword] = value if isinstance(value, str) else \
+                _data_name(value, depth=depth, arg=99, keyword=keyword)
+    return out
 
 
 def _lmer(formula, data, REML, optimizer, verbose, data_name, weights=None, offset=None,
@@ -90,8 +103,7 @@ def _lmer(formula, data, REML, optimizer, verbose, data_name, weights=None, offs
     if opt.singular:
         warnings.warn(opt.messages[0], SingularFitWarning, stacklevel=2)
     fit = LmerFit(model, opt, data_name=data_name, data=data)
-    fit._weights_arg = weights if isinstance(weights, str) else None
-    fit._offset_arg = offset if isinstance(offset, str) else None
+    fit._weights_arg, fit._offset_arg = weights, offset
     if verbose:
         print(f"lmer: done, {opt.nfev} deviance evaluations in "
               f"{time.perf_counter() - t0:.1f} s", file=sys.stderr, flush=True)

@@ -58,7 +58,7 @@ class LmerModel:
         """Minimize d(θ); returns the optimizer's result (OptResult)."""
         start = self.theta_start() if theta0 is None else theta0
         return optimize_theta(self.dev, start, self.dev.lower, method=optimizer,
-                              below=self.dev.below)
+                              below=self.dev.below, grad_hess=self.dev.grad_hess)
 
     def refit(self, y=None, REML=None):
         """The same model with another response and/or criterion (unfitted)."""

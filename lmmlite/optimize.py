@@ -350,7 +350,8 @@ def optimize_theta(f, theta0, lower, method="auto", upper=None, below=None, chec
     grad_hess : callable, optional
         θ -> (exact gradient, Hessian) or None; the last stage of ``"bobyqa"`` and
         ``"lbfgsb"`` then solves the score equations with it, so that θ does not
-        depend on round-off in ``f``. Defaults to ``f.grad_hess`` when ``f`` has one.
+        depend on round-off in ``f`` (lmer passes ``Deviance.grad_hess``; profiles
+        and bootstrap refits, which need values rather than θ to round-off, do not).
     """
     if method not in OPTIMIZERS:
         raise LmmError(f"unknown optimizer {method!r}: use one of {', '.join(OPTIMIZERS)}")
@@ -373,8 +374,6 @@ def optimize_theta(f, theta0, lower, method="auto", upper=None, below=None, chec
                        "(the model matrices are numerically degenerate); check the data "
                        "for constant or duplicated columns")
     if method != "nloptwrap":
-        if grad_hess is None:
-            grad_hess = getattr(f, "grad_hess", None)
         theta, fval = _to_exact_optimum(fun, local, theta, fval, lower, below, upper, grad_hess)
     if not checks:
         return OptResult(theta=theta, value=fval, nfev=fun.n, method=method, messages=[],

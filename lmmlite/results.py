@@ -15,6 +15,7 @@ import pandas as pd
 from .confint import confint as _confint
 from .design import build_design
 from .deviance import Zb
+from .errors import LmmError
 from .fit import FitBase
 from .model import LmerModel
 from .predict import predict_lmer
@@ -256,6 +257,10 @@ class LmerFit(FitBase):
         """The same model fitted again: by ML (``REML=False``), to a new response ``y``,
         or to new ``data`` (the formula's specification is reused, not re-parsed)."""
         if data is not None:
+            for what, arg in (("weights", self._weights_arg), ("offset", self._offset_arg)):
+                if arg is not None and not isinstance(arg, str):
+                    raise LmmError(f"the model's {what}= was an array for the original rows; "
+                                   f"to refit to new data, give {what}= as a column name")
             design = build_design(self.spec, data, self._weights_arg, self._offset_arg,
                                   self.design.contrasts_arg)
             model = LmerModel(design, self.REML if REML is None else REML)
@@ -266,6 +271,7 @@ class LmerFit(FitBase):
 
     _weights_arg = None
     _offset_arg = None
+    call_args = {}          # how weights= and offset= were written, for the summary
 
     def at_theta(self, theta):
         """The same model evaluated at another θ (e.g. lme4's optimum): every

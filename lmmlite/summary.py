@@ -105,12 +105,13 @@ class LmerSummary:
         out = [method_title(fit, self.ddf),
                cat_fill(["Formula:", fit.formula]),
                cat_fill(["   Data:", fit.data_name]),
+               *_weights_offset_lines(fit),
                ""]
         if fit.n_dropped:
             out[-1:] = [f"  ({fit.n_dropped} observation{'s' if fit.n_dropped > 1 else ''} "
                         "deleted due to missingness)", ""]
         out += [_aic_block(fit), ""]
-        out += ["Scaled residuals: ", P.format_quantiles(fit.residuals(scaled=True), DIGITS), ""]
+        out += ["Scaled residuals: ", P.format_quantiles(fit.residuals(scaled=True, type="pearson"), DIGITS), ""]
         out += ["Random effects:", P.format_varcorr(_varcorr_rows(fit), DIGITS), _groups_line(fit)]
         if len(fit.fixef):
             out += ["", "Fixed effects:", P.print_coefmat(self.coefficients, digits=DIGITS)]
@@ -163,10 +164,13 @@ class LmSummary:
 
     def __str__(self):
         fit, d = self.fit, DIGITS
-        out = ["", "Call:", f"lm(formula = {fit.formula}, data = {fit.data_name})", ""]
+        out = ["", "Call:", _lm_call(fit), ""]
         resid = fit.residuals().to_numpy()
+        w = fit.design.weights
+        if w is not None:   # summary.lm shows sqrt(w) times the residuals
+            resid = resid * np.sqrt(w)
         rdf = fit.df_residual
-        out.append("Residuals:")
+        out.append(("Weighted " if w is not None and np.ptp(w) > 0 else "") + "Residuals:")
         if rdf > 5:
             out.append(P.format_quantiles(resid, d))
         else:
@@ -199,6 +203,29 @@ class LmSummary:
 
 
 def format_lm_short(fit):
-    out = ["", "Call:", f"lm(formula = {fit.formula}, data = {fit.data_name})", "",
+    out = ["", "Call:", _lm_call(fit), "",
            "Coefficients:", _gap_vector(fit.coefficients, DIGITS), ""]
     return "\n".join(out)
+
+
+def _lm_call(fit, cutoff=60):
+    """R's printed call of lm: lm(formula = ..., data = ..., weights = ..., offset = ...).
+
+    As R's deparse: after an argument and its ", ", a line longer than ``cutoff``
+    characters ends there and the next one is indented by four spaces.
+    """
+    args = [f"formula = {fit.formula}", f"data = {fit.data_name}"]
+    args += [f"{k} = {v}" for k, v in fit.call_args.items()]
+    lines, line = [], "lm("
+    for k, arg in enumerate(args):
+        line += arg + (", " if k < len(args) - 1 else ")")
+        if k < len(args) - 1 and len(line) > cutoff:
+            lines.append(line)
+            line = "    "
+    return "\n".join(lines + [line])
+
+
+def _weights_offset_lines(fit):
+    """lme4's .prt.call: 'Weights:' and ' Offset:' lines under the data."""
+    labels = {"weights": "Weights:", "offset": " Offset:"}
+    return [cat_fill([labels[k], v]) for k, v in fit.call_args.items()]

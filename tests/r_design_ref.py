@@ -572,6 +572,44 @@ def section_cake(ro, data):
                                 "sigma", "vc_grp")}
 
 
+SUMMARIES = [("sleep_weights_REML", "lmer"), ("sleep_weights_offset", "lmer"),
+             ("sleep_offset_term_REML", "lmer"), ("lm_weights", "lm"),
+             ("lm_weights_offset", "lm")]
+
+_R_SUMMARY = r"""
+.dref_summary_text <- function(m) {
+  out <- capture.output(print(summary(m)))
+  paste(out[!startsWith(out, "Control:")], collapse = "\n")
+}
+.dref_lm_summary <- function(formula, data, weights, offset) {
+  cl <- bquote(lm(.(as.formula(formula)), data = data))
+  if (nzchar(weights)) cl$weights <- as.name(weights)
+  if (nzchar(offset)) cl$offset <- as.name(offset)
+  .dref_summary_text(eval(cl))
+}
+"""
+
+
+def section_summaries(ro, data, ref):
+    """f. printed summaries of weighted and offset fits (Weights:/Offset: lines, the
+    pearson scaled residuals of lmer, summary.lm's "Weighted Residuals")."""
+    ro.r(_R_LMER)
+    ro.r(_R_LM)
+    ro.r(_R_SUMMARY)
+    cases = {c["id"]: c for c in ref["weighted_lmer"] + ref["weighted_lm"]}
+    out = []
+    for key, kind in SUMMARIES:
+        c = cases[key]
+        frame = to_r(data[c["data"]])
+        if kind == "lmer":
+            m = ro.r[".dref_lmer_fit"](c["formula"], frame, c["REML"], c["weights"], c["offset"])
+            text = ro.r[".dref_summary_text"](m.rx2("value"))[0]
+        else:
+            text = ro.r[".dref_lm_summary"](c["formula"], frame, c["weights"], c["offset"])[0]
+        out.append(dict(id=key, kind=kind, text=text))
+    return out
+
+
 # ------------------------------------------------------------------ main
 
 
@@ -619,6 +657,7 @@ def main():
     ref["weighted_lm"] = section_weighted_lm(ro, data)
     print("d. lm intervals"); ref["lm_intervals"] = section_lm_intervals(ro, data)
     print("e. cake"); ref["cake"] = section_cake(ro, data)
+    print("f. summaries"); ref["summaries"] = section_summaries(ro, data, ref)
     OUT.write_text(_dumps(ref))
     print(f"wrote {OUT.relative_to(HERE.parent)} and {len(table)} CSV files under "
           f"{DATA_DIR.relative_to(HERE.parent)}")

@@ -274,3 +274,18 @@ def _assert_same(live, stored, where):
         np.testing.assert_allclose(live, stored, rtol=1e-7, err_msg=where)
     else:
         assert live == stored, where
+
+
+def _text_lines(text):
+    """Printed lines, R's curly quotes made straight, trailing blanks dropped."""
+    text = text.replace("\u2018", "'").replace("\u2019", "'")
+    return [line.rstrip() for line in text.strip("\n").split("\n")]
+
+
+@pytest.mark.parametrize("case", REF["summaries"], ids=[c["id"] for c in REF["summaries"]])
+def test_weighted_and_offset_summaries_print_as_r(case):
+    """Weights:/Offset: lines, lme4's pearson scaled residuals, summary.lm's weighted residuals."""
+    section = "weighted_lmer" if case["kind"] == "lmer" else "weighted_lm"
+    fit = (_lmer_fit if case["kind"] == "lmer" else _lm_fit)(section, case["id"])
+    fit.data_name = "data"
+    assert _text_lines(str(fit.summary())) == _text_lines(case["text"])

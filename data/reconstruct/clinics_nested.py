@@ -52,18 +52,16 @@ Run from the repository root:  python data/reconstruct/clinics_nested.py
 Deterministic (numpy seed 5); runs in a few seconds.
 """
 import os
-import sys
 import time
 
 import numpy as np
 import pandas as pd
 from scipy.optimize import least_squares, minimize
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-sys.path.insert(0, HERE)
-from _lmm import LMM, quantile7  # noqa: E402
+from _lmm import LMM, quantile7  # the shared helper next to this script (on sys.path[0])
 
-t0 = time.time()
+HERE = os.path.dirname(os.path.abspath(__file__))
+CSV = os.path.join(os.path.dirname(HERE), "clinics_nested.csv")
 # published numbers ----------------------------------------------------------
 PUB = dict(reml="1689.8", q=["-2.57686", "-0.54281", "-0.05204", "0.44631", "3.07737"],
            var=["473.98", "2765.06", "50.84"], sd=["21.771", "52.584", "7.131"],
@@ -74,84 +72,71 @@ BETA = np.array([105.7145, 0.3223])
 SE = np.array([27.2460, 0.1617])
 Q = np.array([-2.57686, -0.54281, -0.05204, 0.44631, 3.07737])
 SIG = np.sqrt(S2)
-
-SEED = int(os.environ.get("SEED", 5))  # see docstring: chosen by checking lme4
-rng = np.random.default_rng(SEED)
-nper, n, p = 20, 240, 2
-region = np.repeat(np.arange(4), 60)
-clin = np.repeat(np.arange(12), nper)          # unique clinic id 0..11
-Zr, Zc = np.eye(4)[region], np.eye(12)[clin]
-V = S2 * np.eye(n) + VR * Zr @ Zr.T + VC * Zc @ Zc.T
-Vi = np.linalg.inv(V)
-
-# 1. design -------------------------------------------------------------------
-z = rng.standard_normal(n)
-for c in range(12):
-    z[clin == c] = (z[clin == c] - z[clin == c].mean()) / z[clin == c].std()
-cm = rng.standard_normal(12)
-cm = (cm - cm.mean()) / cm.std()
+N_PER, N, P = 20, 240, 2
+REGION = np.repeat(np.arange(4), 60)
+CLINIC = np.repeat(np.arange(12), N_PER)        # unique clinic id 0..11
+ZR, ZC = np.eye(4)[REGION], np.eye(12)[CLINIC]
 
 
-def xdesign(par):
-    return par[0] + 3.0 * cm[clin] + par[1] * z
+def _design(rng):
+    """Step 1: x solved so that the SEs of the fixed effects are the published ones."""
+    V = S2 * np.eye(N) + VR * ZR @ ZR.T + VC * ZC @ ZC.T
+    Vi = np.linalg.inv(V)
+    z = rng.standard_normal(N)
+    for c in range(12):
+        z[CLINIC == c] = (z[CLINIC == c] - z[CLINIC == c].mean()) / z[CLINIC == c].std()
+    cm = rng.standard_normal(12)
+    cm = (cm - cm.mean()) / cm.std()
+
+    def xdesign(par):
+        return par[0] + 3.0 * cm[CLINIC] + par[1] * z
+
+    def se_eq(par):
+        X = np.column_stack([np.ones(N), xdesign(par)])
+        C = np.linalg.inv(X.T @ Vi @ X)
+        return np.sqrt(np.diag(C)) / SE - 1
+
+    sol = least_squares(se_eq, [21, 2.8], xtol=1e-15, ftol=1e-15, gtol=1e-15).x
+    return np.round(xdesign(sol), 3)
 
 
-def se_eq(par):
-    X = np.column_stack([np.ones(n), xdesign(par)])
-    C = np.linalg.inv(X.T @ Vi @ X)
-    return np.sqrt(np.diag(C)) / SE - 1
+def _blups(rng, X):
+    """Step 2a: region and clinic BLUPs meeting the REML score equations (trace terms)."""
+    Z = np.hstack([ZC, ZR])
+    Dpen = np.diag(np.r_[np.full(12, S2 / VC), np.full(4, S2 / VR)])
+    M = np.block([[X.T @ X, X.T @ Z], [Z.T @ X, Z.T @ Z + Dpen]])
+    PEV = S2 * np.linalg.inv(M)[P:, P:]
+    Kc = 12 * VC - np.trace(PEV[:12, :12])          # required sum of squared clinic BLUPs
+    Kr = 4 * VR - np.trace(PEV[12:, 12:])           # required sum of squared region BLUPs
+    # region BLUPs: mean zero, sum of squares Kr
+    br = rng.standard_normal(4)
+    br -= br.mean()
+    br *= np.sqrt(Kr / (br @ br))
+    # clinic BLUPs: within-region sum fixed by the MME (sum_c b_c / VC = b_r / VR)
+    mreg = br * VC / VR / 3
+    w = rng.standard_normal(12).reshape(4, 3)
+    w -= w.mean(1, keepdims=True)
+    w *= np.sqrt((Kc - 3 * (mreg ** 2).sum()) / (w ** 2).sum())
+    return br, (mreg[:, None] + w).ravel()
 
 
-sol = least_squares(se_eq, [21, 2.8], xtol=1e-15, ftol=1e-15, gtol=1e-15).x
-x = np.round(xdesign(sol), 3)
-X = np.column_stack([np.ones(n), x])
-
-# 2. trace terms of the REML score equations ----------------------------------
-Z = np.hstack([Zc, Zr])
-Dpen = np.diag(np.r_[np.full(12, S2 / VC), np.full(4, S2 / VR)])
-M = np.block([[X.T @ X, X.T @ Z], [Z.T @ X, Z.T @ Z + Dpen]])
-PEV = S2 * np.linalg.inv(M)[p:, p:]
-Kc = 12 * VC - np.trace(PEV[:12, :12])          # required sum of squared clinic BLUPs
-Kr = 4 * VR - np.trace(PEV[12:, 12:])           # required sum of squared region BLUPs
-
-# region BLUPs: mean zero, sum of squares Kr
-br = rng.standard_normal(4)
-br -= br.mean()
-br *= np.sqrt(Kr / (br @ br))
-# clinic BLUPs: within-region sum fixed by the MME (sum_c b_c / VC = b_r / VR)
-mreg = br * VC / VR / 3
-w = rng.standard_normal(12).reshape(4, 3)
-w -= w.mean(1, keepdims=True)
-w *= np.sqrt((Kc - 3 * (mreg ** 2).sum()) / (w ** 2).sum())
-bc = (mreg[:, None] + w).ravel()
-
-# scaled residuals: per-clinic sums from the MME, sum(x r)=0, sum(r^2) fixed
-csum = SIG * bc / VC
-R2 = (n - p) - (bc ** 2).sum() / VC - (br ** 2).sum() / VR
-base = rng.standard_t(4, n) * 0.68
-order = np.argsort(base)                        # ranks of the draws
-rank = np.empty(n, int)
-rank[order] = np.arange(n)
-srt = np.sort(base)
-# pinned order statistics (0-based ranks) defining R's type-7 quantiles:
-# min=r(0), Q1=r(59)+.75(r(60)-r(59)), med=(r(119)+r(120))/2,
-# Q3=r(179)+.25(r(180)-r(179)), max=r(239)
-pin = {0: Q[0], 239: Q[4]}
-g1, g2, g3 = srt[60] - srt[59], srt[120] - srt[119], srt[180] - srt[179]
-pin[59], pin[60] = Q[1] - .75 * g1, Q[1] + .25 * g1
-pin[119], pin[120] = Q[2] - .5 * g2, Q[2] + .5 * g2
-pin[179], pin[180] = Q[3] - .25 * g3, Q[3] + .75 * g3
-eps = 1e-4
-bands = [(0, 59, Q[0] + eps, pin[59] - eps), (60, 119, pin[60] + eps, pin[119] - eps),
-         (120, 179, pin[120] + eps, pin[179] - eps), (180, 239, pin[180] + eps, Q[4] - eps)]
-fixed = np.array([rank[i] in pin for i in range(n)])
+def _pins(srt):
+    """Pinned order statistics (0-based ranks) defining R's type-7 quantiles:
+    min=r(0), Q1=r(59)+.75(r(60)-r(59)), med=(r(119)+r(120))/2,
+    Q3=r(179)+.25(r(180)-r(179)), max=r(239)."""
+    pin = {0: Q[0], 239: Q[4]}
+    g1, g2, g3 = srt[60] - srt[59], srt[120] - srt[119], srt[180] - srt[179]
+    pin[59], pin[60] = Q[1] - .75 * g1, Q[1] + .25 * g1
+    pin[119], pin[120] = Q[2] - .5 * g2, Q[2] + .5 * g2
+    pin[179], pin[180] = Q[3] - .25 * g3, Q[3] + .75 * g3
+    return pin
 
 
-def shaped(gamma):
+def _shaped(gamma, rank, srt, pin):
     """Monotone map of the draws onto the pinned order statistics: linear in the
     two middle bands, power-shaped (exponent gamma) in the two tails."""
-    out = np.empty(n)
-    for i in range(n):
+    out = np.empty(N)
+    for i in range(N):
         k = rank[i]
         if k in pin:
             out[i] = pin[k]
@@ -167,68 +152,101 @@ def shaped(gamma):
     return out
 
 
-gl, gh = 0.2, 5.0                      # bisection: sum(r^2) of the shaped draws = R2
-for _ in range(100):
-    gm = (gl + gh) / 2
-    if (shaped(gm) ** 2).sum() > R2:
-        gl = gm
-    else:
-        gh = gm
-r = shaped(gm)
-lo, hi = np.empty(n), np.empty(n)
-for i in range(n):
-    k = rank[i]
-    for a, b, l, h in bands:
-        if a <= k <= b:
-            lo[i], hi[i] = l, h
-free = np.where(~fixed)[0]
-start = np.clip(r[free], lo[free], hi[free])
-A = np.vstack([Zc.T, x[None, :]])               # clinic sums and sum(x r)
-rhs = np.r_[csum, 0.0]
+def _scaled_residuals(rng, x, bc, br):
+    """Step 2b: scaled residuals with the per-clinic sums of the MME, sum(x r) = 0,
+    the profiled sum(r^2), and the order statistics of the published quantiles."""
+    csum = SIG * bc / VC
+    R2 = (N - P) - (bc ** 2).sum() / VC - (br ** 2).sum() / VR
+    base = rng.standard_t(4, N) * 0.68
+    order = np.argsort(base)                        # ranks of the draws
+    rank = np.empty(N, int)
+    rank[order] = np.arange(N)
+    srt = np.sort(base)
+    pin = _pins(srt)
+    eps = 1e-4
+    bands = [(0, 59, Q[0] + eps, pin[59] - eps), (60, 119, pin[60] + eps, pin[119] - eps),
+             (120, 179, pin[120] + eps, pin[179] - eps), (180, 239, pin[180] + eps, Q[4] - eps)]
+    fixed = np.array([rank[i] in pin for i in range(N)])
+    gl, gh = 0.2, 5.0                      # bisection: sum(r^2) of the shaped draws = R2
+    for _ in range(100):
+        gm = (gl + gh) / 2
+        if (_shaped(gm, rank, srt, pin) ** 2).sum() > R2:
+            gl = gm
+        else:
+            gh = gm
+    r = _shaped(gm, rank, srt, pin)
+    lo, hi = np.empty(N), np.empty(N)
+    for i in range(N):
+        k = rank[i]
+        for a, b, low, high in bands:
+            if a <= k <= b:
+                lo[i], hi[i] = low, high
+    free = np.where(~fixed)[0]
+    start = np.clip(r[free], lo[free], hi[free])
+    A = np.vstack([ZC.T, x[None, :]])               # clinic sums and sum(x r)
+    rhs = np.r_[csum, 0.0]
+
+    def full(v):
+        rr = r.copy()
+        rr[free] = v
+        return rr
+
+    cons = [dict(type="eq", fun=lambda v: A @ full(v) - rhs, jac=lambda v: A[:, free]),
+            dict(type="eq", fun=lambda v: np.array([full(v) @ full(v) - R2]),
+                 jac=lambda v: 2 * full(v)[free][None, :])]
+    opt = minimize(lambda v: ((v - start) ** 2).sum(), start, jac=lambda v: 2 * (v - start),
+                   method="SLSQP", bounds=list(zip(lo[free], hi[free])), constraints=cons,
+                   options=dict(ftol=1e-14, maxiter=500))
+    r = full(opt.x)
+    # SLSQP may end on "positive directional derivative" at a point that meets the
+    # constraints to round-off (scipy-version dependent); the constraints are what matter
+    assert np.abs(A @ r - rhs).max() < 1e-9 and abs(r @ r - R2) < 1e-8
+    return r
 
 
-def full(v):
-    rr = r.copy()
-    rr[free] = v
-    return rr
+def _check(path):
+    """Refit from the CSV values with the dense REML code; print published vs achieved."""
+    d = pd.read_csv(path)
+    Xd = np.column_stack([np.ones(N), d.x])
+    mod = LMM(d.y, Xd, [(d.clinic_id.values - 1, np.ones(N)), (d.region.values - 1, np.ones(N))])
+    f = mod.fit([3.0, 7.0], [0, 0])
+    sig = np.sqrt(f["sigma2"])
+    se = np.sqrt(np.diag(f["vcov"]))
+    var = [f["theta"][0] ** 2 * f["sigma2"], f["theta"][1] ** 2 * f["sigma2"], f["sigma2"]]
+    ach = dict(reml=f"{f['crit']:.1f}", q=[f"{v:.5f}" for v in quantile7(f["resid"] / sig)],
+               var=[f"{v:.2f}" for v in var], sd=[f"{np.sqrt(v):.3f}" for v in var],
+               beta=[f"{v:.4f}" for v in f["beta"]], se=[f"{v:.4f}" for v in se],
+               t=[f"{v:.3f}" for v in f["beta"] / se],
+               corr=f"{f['vcov'][0, 1] / se[0] / se[1]:.3f}")
+    nbad = 0
+    for key in PUB:
+        pv, av = PUB[key], ach[key]
+        ok = pv == av
+        nbad += not ok
+        print(f"{key:5s} published {pv}\n      achieved  {av}  {'OK' if ok else 'MISMATCH'}")
+    print(f"unrounded: REML {f['crit']:.6f}, variances {np.round(var, 6)}, beta {f['beta']}, SE {se}")
+    return nbad
 
 
-cons = [dict(type="eq", fun=lambda v: A @ full(v) - rhs, jac=lambda v: A[:, free]),
-        dict(type="eq", fun=lambda v: np.array([full(v) @ full(v) - R2]),
-             jac=lambda v: 2 * full(v)[free][None, :])]
-opt = minimize(lambda v: ((v - start) ** 2).sum(), start, jac=lambda v: 2 * (v - start),
-               method="SLSQP", bounds=list(zip(lo[free], hi[free])), constraints=cons,
-               options=dict(ftol=1e-14, maxiter=500))
-r = full(opt.x)
-assert opt.success, opt.message
-assert np.abs(A @ r - rhs).max() < 1e-9 and abs(r @ r - R2) < 1e-8
+def main():
+    """Construct data/clinics_nested.csv (seed 5, or $SEED) and check its fit."""
+    t0 = time.time()
+    rng = np.random.default_rng(int(os.environ.get("SEED", 5)))  # see docstring: chosen by checking lme4
+    x = _design(rng)
+    X = np.column_stack([np.ones(N), x])
+    br, bc = _blups(rng, X)
+    r = _scaled_residuals(rng, x, bc, br)
+    # 3. the data
+    y = np.round(X @ BETA + bc[CLINIC] + br[REGION] + SIG * r, 5)
+    out = pd.DataFrame({"region": REGION + 1, "clinic": CLINIC % 3 + 1, "clinic_id": CLINIC + 1,
+                        "x": x, "y": y})
+    out.to_csv(CSV, index=False, float_format="%.10g")
+    nbad = _check(CSV)
+    print(f"x range {x.min():.2f}..{x.max():.2f}, y range {y.min():.2f}..{y.max():.2f}")
+    print(f"{'all printed numbers reproduced' if nbad == 0 else str(nbad) + ' mismatching lines'}; "
+          f"wrote data/clinics_nested.csv in {time.time() - t0:.1f}s")
+    return 1 if nbad else 0
 
-# 3. the data -----------------------------------------------------------------
-y = np.round(X @ BETA + bc[clin] + br[region] + SIG * r, 5)
-out = pd.DataFrame({"region": region + 1, "clinic": clin % 3 + 1, "clinic_id": clin + 1,
-                    "x": x, "y": y})
-out.to_csv(os.path.join(os.path.dirname(HERE), "clinics_nested.csv"), index=False, float_format="%.10g")
 
-# check: refit from the CSV values -------------------------------------------
-d = pd.read_csv(os.path.join(os.path.dirname(HERE), "clinics_nested.csv"))
-Xd = np.column_stack([np.ones(n), d.x])
-mod = LMM(d.y, Xd, [(d.clinic_id.values - 1, np.ones(n)), (d.region.values - 1, np.ones(n))])
-f = mod.fit([3.0, 7.0], [0, 0])
-sig = np.sqrt(f["sigma2"])
-se = np.sqrt(np.diag(f["vcov"]))
-var = [f["theta"][0] ** 2 * f["sigma2"], f["theta"][1] ** 2 * f["sigma2"], f["sigma2"]]
-ACH = dict(reml=f"{f['crit']:.1f}", q=[f"{v:.5f}" for v in quantile7(f["resid"] / sig)],
-           var=[f"{v:.2f}" for v in var], sd=[f"{np.sqrt(v):.3f}" for v in var],
-           beta=[f"{v:.4f}" for v in f["beta"]], se=[f"{v:.4f}" for v in se],
-           t=[f"{v:.3f}" for v in f["beta"] / se],
-           corr=f"{f['vcov'][0, 1] / se[0] / se[1]:.3f}")
-nbad = 0
-for key in PUB:
-    pv, av = PUB[key], ACH[key]
-    ok = pv == av
-    nbad += not ok
-    print(f"{key:5s} published {pv}\n      achieved  {av}  {'OK' if ok else 'MISMATCH'}")
-print(f"unrounded: REML {f['crit']:.6f}, variances {np.round(var, 6)}, beta {f['beta']}, SE {se}")
-print(f"x range {x.min():.2f}..{x.max():.2f}, y range {y.min():.2f}..{y.max():.2f}")
-print(f"{'all printed numbers reproduced' if nbad == 0 else str(nbad) + ' mismatching lines'}; "
-      f"wrote data/clinics_nested.csv in {time.time() - t0:.1f}s")
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -30,8 +30,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _lmm import Grouped, quantile7  # noqa: E402  (the shared helper next to this script)
+from _lmm import Grouped, quantile7  # the shared helper next to this script (on sys.path[0])
 
 CSV = Path(__file__).resolve().parent.parent / "plasma.csv"
 
