@@ -39,6 +39,11 @@ AGQ = {k for k, m in MODELS.items() if m["nAGQ"] > 1}
 # lme4's tight fit stops measurably short of the optimum (lmmlite's logLik is higher by
 # more than 1e-6): its fixef and SE differ in the last printed digit
 SHORT = {"grouse_nested", "grouse_olre"}
+# lme4's finite-difference Hessian carries its PIRLS noise (module docstring): the
+# observation-level model (584 random effects) has SE(cHEIGHT) 0.00349 where the
+# noise-free Hessian, the same for steps 1e-3 .. 1e-4, gives 0.0034385
+NOISY = NONCANONICAL | {"grouse_olre"}
+SE_RTOL = {"grouse_olre": 2e-2}
 
 
 @lru_cache(maxsize=None)
@@ -83,9 +88,11 @@ def test_loglik_at_least_lme4s(key):
     assert fit.loglik >= m["loglik"] - 1e-6
     assert fit.loglik >= m["default_loglik"] - 1e-6
     # and not implausibly far above lme4's tight optimum
-    assert fit.loglik - m["loglik"] < 2e-5
-    assert fit.aic == pytest.approx(m["aic"], abs=4e-5)
-    assert fit.bic == pytest.approx(m["bic"], abs=4e-5)
+    assert fit.loglik - m["loglik"] < 1e-4
+    # AIC and BIC as lme4's, up to the difference in -2 logLik
+    shift = -2 * (fit.loglik - m["loglik"])
+    assert fit.aic == pytest.approx(m["aic"] + shift, abs=1e-7)
+    assert fit.bic == pytest.approx(m["bic"] + shift, abs=1e-7)
     assert fit.df_residual == m["df_resid"] and fit.nobs == m["nobs"]
 
 
@@ -103,7 +110,7 @@ def test_standard_errors(key):
     fit, m = fitted(key), MODELS[key]
     se = np.sqrt(np.diag(fit.vcov.to_numpy()))
     se_r = np.sqrt(np.diag(np.atleast_2d(m["vcov"])))
-    rtol = 5e-3 if key in NONCANONICAL else 1e-4
+    rtol = SE_RTOL.get(key, 5e-3 if key in NOISY else 1e-4)
     np.testing.assert_allclose(se, se_r, rtol=rtol)
     se_rx = np.sqrt(np.diag(fit.vcov_rx().to_numpy()))
     np.testing.assert_allclose(se_rx, np.sqrt(np.diag(np.atleast_2d(m["vcov_rx"]))),
@@ -137,7 +144,7 @@ def test_predict_and_wald(key):
     fit, m = fitted(key), MODELS[key]
     d = data(m["data"])
     new = d.iloc[[r - 1 for r in m["newdata_rows"]]]
-    tol = dict(rtol=1e-5, atol=1e-6)
+    tol = dict(rtol=5e-5, atol=5e-6) if key in SHORT else dict(rtol=1e-5, atol=1e-6)
     np.testing.assert_allclose(fit.predict(new).to_numpy(), m["pred_link"], **tol)
     np.testing.assert_allclose(fit.predict(new, type="response").to_numpy(),
                                m["pred_response"], **tol)
@@ -146,7 +153,7 @@ def test_predict_and_wald(key):
     ci = fit.confint()
     assert list(ci.index) == m["wald"]["rows"]
     lo = np.array([np.nan if v in (None, "NA") else v for v in m["wald"]["lower"]], dtype=float)
-    rtol = 5e-3 if key in NONCANONICAL else 1e-4
+    rtol = SE_RTOL.get(key, 5e-3 if key in NOISY else 1e-4)
     np.testing.assert_allclose(ci.iloc[:, 0].to_numpy(), lo, rtol=rtol, atol=1e-5)
 
 
@@ -168,7 +175,7 @@ def same_print(a, b, last_digit_units=0):
                 return False
             continue
         (mx, _, ex), (my, _, ey) = x.partition("e"), y.partition("e")
-        dec = len(mx.split(".")[1]) if "." in mx else 0
+        dec = min(len(v.split(".")[1]) if "." in v else 0 for v in (mx, my))
         if ex != ey or abs(float(mx) - float(my)) > last_digit_units * 10.0 ** -dec * 1.0001:
             return False
     return True
@@ -181,21 +188,37 @@ def test_summary_as_lme4(key):
     ref = m["summary"].rstrip("\n")
     # the optimizer is lmmlite's, not lme4's (lme4 names it only when there are messages)
     ref = re.sub(r"optimizer \([.\w]+\)", f"optimizer ({fit.opt.method})", ref)
-    if key in NONCANONICAL:
+    units = 5 if key in SHORT | {"contra_factor"} else 0
+    if key in NOISY:
         # lme4's SEs carry its PIRLS noise (module docstring): the blocks before the
-        # fixed effects and the estimates must be identical
+        # fixed effects and the estimates must be the same
         head, _, table = ref.partition("Fixed effects:")
         ghead, _, gtable = got.partition("Fixed effects:")
-        assert ghead == head
-        est = [line.split()[:2] for line in table.splitlines()[2:] if line and line[0] != "-"]
-        gest = [line.split()[:2] for line in gtable.splitlines()[2:] if line and line[0] != "-"]
+        assert same_print(ghead, head, units)
         n = len(fit.fixef)
-        assert gest[:n] == est[:n]
+        est = [" ".join(line.split()[:2]) for line in table.splitlines()[1:n + 1]]
+        gest = [" ".join(line.split()[:2]) for line in gtable.splitlines()[1:n + 1]]
+        assert same_print("\n".join(gest), "\n".join(est), units)
     else:
         # where lme4's tight fit is short of the optimum (SHORT) or its Hessian is
         # ill-conditioned (contra_factor: "very large eigenvalue"), the last digit may differ
-        units = 5 if key in SHORT | {"contra_factor"} else 0
         assert same_print(got, ref, units), f"\n{got}\n---- lme4:\n{ref}"
+
+
+@pytest.mark.parametrize("key", ["contra_logical", "grouse_olre"])
+def test_standard_errors_do_not_depend_on_the_step(key):
+    """Where lme4's SEs are noisy, lmmlite's are the Hessian's: steps 1e-3 and 1e-4 agree."""
+    from lmmlite.glmm import deriv12
+    fit = fitted(key)
+    x = np.concatenate([fit.theta, fit.fixef.to_numpy()])
+    lower = np.concatenate([fit.model.lower, np.full(len(x) - len(fit.theta), -np.inf)])
+    k = len(fit.theta)
+    se = []
+    for h in (1e-3, 1e-4):
+        _, H = deriv12(fit.model.objective, x, delta=h, lower=lower)
+        se.append(np.sqrt(np.diag(2 * np.linalg.inv(H)[k:, k:])))
+    np.testing.assert_allclose(se[0], se[1], rtol=1e-5)
+    np.testing.assert_allclose(se[1], np.sqrt(np.diag(fit.vcov.to_numpy())), rtol=1e-6)
 
 
 def test_anova_lrt():
