@@ -17,7 +17,6 @@ At the optimum (θ̂, β̂) and the conditional mode û (glmm.py):
 
 import numpy as np
 import pandas as pd
-import scipy.sparse as sp
 
 from .deviance import Zb
 from .fit import FitBase
@@ -93,8 +92,7 @@ class GlmerFit(FitBase):
         state = self._state
         d = m.family.mu_eta(state.eta)
         w = m.wt * d ** 2 / m.family.variance(state.mu)
-        R = sp.hstack([Ur, sp.csr_matrix(m.X)], format="csr")
-        fac, _ = m._system(V1, R, w, np.zeros(m.nobs))
+        fac, _ = m._system(V1, Ur, w, np.zeros(m.nobs), joint=True)
         k = m.q1 + m.k_rest
         cols = np.column_stack([fac.solve(e) for e in np.eye(k + m.p)[k:]])
         return cols[k:, :]

@@ -49,11 +49,20 @@ class BlockedCholesky:
         self.l1, self.p1 = D.shape[0], D.shape[1]
         self.q1 = self.l1 * self.p1
         self.m = C.shape[0]
-        self.L1 = np.linalg.cholesky(D)
-        self.L1inv = np.linalg.inv(self.L1)
+        if self.p1 == 1:        # scalar first term: D is diagonal
+            if np.any(D[:, 0, 0] <= 0):
+                raise np.linalg.LinAlgError("not positive definite")
+            self.L1 = np.sqrt(D)
+            self.L1inv = 1.0 / self.L1
+        else:
+            self.L1 = np.linalg.cholesky(D)
+            self.L1inv = np.linalg.inv(self.L1)
         if self.m:
-            Bb = B.reshape(self.m, self.l1, self.p1)
-            self.L21 = np.einsum("mlj,lkj->mlk", Bb, self.L1inv).reshape(self.m, self.q1)
+            if self.p1 == 1:
+                self.L21 = B * self.L1inv[:, 0, 0][None, :]
+            else:
+                Bb = B.reshape(self.m, self.l1, self.p1)
+                self.L21 = np.einsum("mlj,lkj->mlk", Bb, self.L1inv).reshape(self.m, self.q1)
             self.L22 = np.linalg.cholesky(C - self.L21 @ self.L21.T)
 
     def logdet(self, k):
@@ -126,15 +135,18 @@ class GlmerModel:
         b1 = self.blocks[0]
         self.codes1, self.l1, self.p1 = b1.codes, b1.nlevels, b1.p
         self.q1 = self.l1 * self.p1
-        rows, cols, start = [], [], 0
+        # fixed sparsity patterns (CSR, columns ascending within a row) of U's two parts;
+        # only the values change with θ and with the weights
+        cols, start = [], 0
         for b in self.blocks[1:]:
-            rows.append(np.repeat(np.arange(self.nobs), b.p))
-            cols.append((start + b.codes[:, None] * b.p + np.arange(b.p)[None, :]).ravel())
+            cols.append(start + b.codes[:, None] * b.p + np.arange(b.p)[None, :])
             start += b.nlevels * b.p
         self.k_rest = start
-        self._rest_idx = (np.concatenate(rows), np.concatenate(cols)) if rows else None
-        self._u1_idx = (np.repeat(np.arange(self.nobs), self.p1),
-                        (self.codes1[:, None] * self.p1 + np.arange(self.p1)).ravel())
+        width = sum(b.p for b in self.blocks[1:])
+        self._rest_pattern = (np.hstack(cols).ravel() if cols else np.zeros(0, dtype=np.int64),
+                              np.arange(self.nobs + 1) * width)
+        self._u1_pattern = ((self.codes1[:, None] * self.p1 + np.arange(self.p1)).ravel(),
+                            np.arange(self.nobs + 1) * self.p1)
         self.q = self.q1 + self.k_rest
         self._warm = {}        # last converged (u, β) per stage: warm starts for PIRLS
 
@@ -146,12 +158,10 @@ class GlmerModel:
     def _parts(self, theta):
         Ts = self.covariance.factors(theta)
         V1 = self.blocks[0].X @ Ts[0]                     # rows of U's first term
-        if self._rest_idx is None:
-            Ur = sp.csr_matrix((self.nobs, 0))
-        else:
-            vals = np.concatenate([(b.X @ T).ravel() for b, T in zip(self.blocks[1:], Ts[1:])])
-            Ur = sp.csr_matrix((vals, self._rest_idx), shape=(self.nobs, self.k_rest))
-        return V1, Ur
+        if not self.k_rest:
+            return V1, sp.csr_matrix((self.nobs, 0))
+        vals = np.hstack([b.X @ T for b, T in zip(self.blocks[1:], Ts[1:])]).ravel()
+        return V1, sp.csr_matrix((vals, *self._rest_pattern), shape=(self.nobs, self.k_rest))
 
     def _linear(self, V1, Ur, u, beta):
         """o + Xβ + ZΛu."""
@@ -161,25 +171,35 @@ class GlmerModel:
             eta = eta + Ur @ u[self.q1:]
         return eta
 
-    def _system(self, V1, R, w, z):
-        """The factor of [U1 R]'W[U1 R] + diag(I_q, 0) and the right side [U1 R]'Wz."""
+    def _system(self, V1, Ur, w, z, joint=False):
+        """The factor of [U1 R]'W[U1 R] + diag(I_q, 0) and the right side [U1 R]'Wz,
+        R = U_rest, or [U_rest X] when ``joint``."""
         D = np.zeros((self.l1, self.p1, self.p1))
         np.add.at(D, self.codes1, w[:, None, None] * V1[:, :, None] * V1[:, None, :])
         D += np.eye(self.p1)
         r1 = np.zeros((self.l1, self.p1))
         np.add.at(r1, self.codes1, (w * z)[:, None] * V1)
-        m = R.shape[1]
-        if m:
-            U1 = sp.csr_matrix((V1.ravel(), self._u1_idx), shape=(self.nobs, self.q1))
-            WR = R.multiply(w[:, None]).tocsr() if sp.issparse(R) else R * w[:, None]
-            B = np.asarray((WR.T @ U1).todense()) if sp.issparse(WR) else np.asarray(U1.T @ WR).T
-            C = WR.T @ R
-            C = C.toarray() if sp.issparse(C) else np.asarray(C)
-            C[np.arange(self.k_rest), np.arange(self.k_rest)] += 1.0
-            r2 = np.asarray(WR.T @ z).ravel()
+        U1w = sp.csr_matrix(((w[:, None] * V1).ravel(), *self._u1_pattern),
+                            shape=(self.nobs, self.q1))
+        Bs, rs = [], []
+        if self.k_rest:
+            Bs.append(np.asarray((Ur.T @ U1w).todense()))
+            rs.append(Ur.T @ (w * z))
+        if joint:
+            Bs.append(np.asarray(U1w.T @ self.X).T)
+            rs.append(self.X.T @ (w * z))
+        if not Bs:
+            return BlockedCholesky(D, np.zeros((0, self.q1)), np.zeros((0, 0))), r1.ravel()
+        Urw = Ur.multiply(w[:, None]).tocsr() if self.k_rest else None
+        if joint and self.k_rest:
+            RX = np.asarray(Urw.T @ self.X)
+            C = np.block([[(Urw.T @ Ur).toarray(), RX], [RX.T, self.X.T @ (w[:, None] * self.X)]])
+        elif joint:
+            C = self.X.T @ (w[:, None] * self.X)
         else:
-            B, C, r2 = np.zeros((0, self.q1)), np.zeros((0, 0)), np.zeros(0)
-        return BlockedCholesky(D, B, C), np.concatenate([r1.ravel(), r2])
+            C = (Urw.T @ Ur).toarray()
+        C[np.arange(self.k_rest), np.arange(self.k_rest)] += 1.0
+        return BlockedCholesky(D, np.vstack(Bs), C), np.concatenate([r1.ravel()] + rs)
 
     def _pdev(self, mu, u):
         return float(np.sum(self.family.dev_resids(self.y, mu, self.wt)) + u @ u)
@@ -191,7 +211,6 @@ class GlmerModel:
         """
         fam = self.family
         V1, Ur = self._parts(np.asarray(theta, dtype=float))
-        R = sp.hstack([Ur, sp.csr_matrix(self.X)], format="csr") if joint else Ur
         if u is None or beta is None:
             # no previous mode: Fisher scoring from R's starting μ, as glm does
             eta = fam.linkfun(fam.mu_start(self.y, self.wt))
@@ -208,7 +227,7 @@ class GlmerModel:
             d = fam.mu_eta(eta)
             w = self.wt * d ** 2 / fam.variance(mu)
             z = eta - self.offset - fixed + (self.y - mu) / d
-            fac, rhs = self._system(V1, R, w, z)
+            fac, rhs = self._system(V1, Ur, w, z, joint)
             target = fac.solve(rhs)
             if coef is None:
                 coef, step = target, None

@@ -49,6 +49,8 @@ MODELS = {
                   "binomial", 1, "", ""),
     "cbpp_agq9": ("cbpp", "cbind(incidence, size - incidence) ~ period + (1 | herd)",
                   "binomial", 9, "", ""),
+    "cbpp_agq0": ("cbpp", "cbind(incidence, size - incidence) ~ period + (1 | herd)",
+                  "binomial", 0, "", ""),
     "grouse_nested": ("grouse", "TICKS ~ YEAR + cHEIGHT + (1 | LOCATION/BROOD)",
                       "poisson", 1, "", ""),
     "grouse_olre": ("grouse", "TICKS ~ YEAR + cHEIGHT + (1 | BROOD) + (1 | INDEX) + (1 | LOCATION)",
