@@ -49,6 +49,8 @@ MODELS = {
                   "binomial", 1, "", ""),
     "cbpp_agq9": ("cbpp", "cbind(incidence, size - incidence) ~ period + (1 | herd)",
                   "binomial", 9, "", ""),
+    "cbpp_olre": ("cbpp", "cbind(incidence, size - incidence) ~ period + (1 | herd) + (1 | obs)",
+                  "binomial", 1, "", ""),
     "cbpp_agq0": ("cbpp", "cbind(incidence, size - incidence) ~ period + (1 | herd)",
                   "binomial", 0, "", ""),
     "grouse_nested": ("grouse", "TICKS ~ YEAR + cHEIGHT + (1 | LOCATION/BROOD)",
@@ -71,6 +73,7 @@ suppressPackageStartupMessages({library(lme4); library(jsonlite)})
 options(useFancyQuotes = FALSE)
 cbpp <- lme4::cbpp
 cbpp$prop <- cbpp$incidence / cbpp$size
+cbpp$obs <- factor(seq_len(nrow(cbpp)))
 grouse <- lme4::grouseticks
 # a Contraception-like data set: 60 districts, women aged -14 .. 19 (centred), urban or
 # rural, number of living children
