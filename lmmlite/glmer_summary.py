@@ -13,6 +13,7 @@ import pandas as pd
 from scipy import stats
 
 from . import printing as P
+from .deparse_lines import formula_line
 from .summary import DIGITS, _fixef_corr, _gap_vector, _groups_line, cat_fill
 
 
@@ -37,7 +38,7 @@ def method_title(fit):
 
 
 def _call_lines(fit):
-    out = [cat_fill(["Formula:", fit.formula]), cat_fill(["   Data:", fit.data_name])]
+    out = [formula_line("Formula:", fit.formula), cat_fill(["   Data:", fit.data_name])]
     if fit.weights_arg:
         out.append(cat_fill(["Weights:", fit.weights_arg]))
     if fit.offset_arg:

@@ -13,7 +13,7 @@ Needs R with lme4 and jsonlite, and rpy2. It
    (``glmer_<name>.csv``); the JSON's ``data`` entry records each factor
    column's levels;
 2. reads those CSVs back in R and fits every model of ``MODELS`` with lme4's
-   ``glmer`` at tight tolerances (BOBYQA in both stages with ``rhoend = 1e-10``,
+   ``glmer`` at tight tolerances (NLopt BOBYQA then Newton steps, in both stages,
    ``tolPwrss = 1e-12``), so the stored numbers are lme4's optimum and not its
    default early stop, and records θ, fixef, vcov (lme4's default: from the
    finite-difference Hessian over (θ, β)), logLik, AIC, BIC, ``deviance()``,
@@ -135,7 +135,7 @@ R_FIT = r"""
   list(par = x, fval = fval, feval = opt$feval, conv = 0L,
        message = sprintf("nloptwrap + Newton; moved %.2e", max(abs(x - opt$par))))
 }
-.gref_ctl <- glmerControl(optimizer = c("bobyqa", ".gref_newton"), tolPwrss = 1e-12,
+.gref_ctl <- glmerControl(optimizer = ".gref_newton", tolPwrss = 1e-12,
                           optCtrl = list(xtol_abs = 1e-12, ftol_abs = 1e-14, xtol_rel = 0,
                                          ftol_rel = 0, maxeval = 1e5))
 .gref_read <- function(name) {
