@@ -151,10 +151,13 @@ def fit_stages(model, nAGQ, optimizer="auto"):
     k = model.ntheta
     lower0 = model.lower
     opt0 = optimize_theta(model.objective0, model.covariance.start, lower0, method=optimizer,
-                          below=model.covariance.below(), checks=(nAGQ == 0))
+                          below=model.covariance.below(), checks=False)
     state0 = model.state(opt0.theta)
     opt0.beta = state0.beta
     if nAGQ == 0:
+        # lme4 computes no derivatives for an nAGQ = 0 fit: only the singularity check
+        if opt0.singular:
+            opt0.messages = ["boundary (singular) fit: see help('isSingular')"]
         return opt0, opt0, None
     model._warm[1] = (state0.u, state0.beta)
     lower = np.concatenate([lower0, np.full(model.p, -np.inf)])
