@@ -171,4 +171,4 @@ def fit_stages(model, nAGQ, optimizer="auto"):
     model.objective(opt.theta)
     opt.beta = opt.theta[k:]
     opt.theta = opt.theta[:k]
-    return opt, opt, hessian
+    return opt0, opt, hessian

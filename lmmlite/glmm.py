@@ -145,8 +145,9 @@ class GlmerModel:
         width = sum(b.p for b in self.blocks[1:])
         self._rest_pattern = (np.hstack(cols).ravel() if cols else np.zeros(0, dtype=np.int64),
                               np.arange(self.nobs + 1) * width)
-        self._u1_pattern = ((self.codes1[:, None] * self.p1 + np.arange(self.p1)).ravel(),
-                            np.arange(self.nobs + 1) * self.p1)
+        # E1' (levels x rows): sums over the rows of each level of the first term
+        self._E1T = sp.csr_matrix((np.ones(self.nobs), (self.codes1, np.arange(self.nobs))),
+                                  shape=(self.l1, self.nobs))
         self.q = self.q1 + self.k_rest
         self._warm = {}        # last converged (u, β) per stage: warm starts for PIRLS
 
@@ -171,35 +172,44 @@ class GlmerModel:
             eta = eta + Ur @ u[self.q1:]
         return eta
 
+    def _grouped(self, wV1, M):
+        """U1'W M (q1 x c) for an n x c matrix M (dense or sparse); wV1 = W U1's row values."""
+        parts = []
+        for j in range(self.p1):
+            col = wV1[:, j:j + 1]
+            P = self._E1T @ (M.multiply(col).tocsr() if sp.issparse(M) else col * M)
+            parts.append(P.toarray() if sp.issparse(P) else np.asarray(P))
+        return np.stack(parts, axis=1).reshape(self.q1, -1)
+
     def _system(self, V1, Ur, w, z, joint=False):
         """The factor of [U1 R]'W[U1 R] + diag(I_q, 0) and the right side [U1 R]'Wz,
         R = U_rest, or [U_rest X] when ``joint``."""
-        D = np.zeros((self.l1, self.p1, self.p1))
-        np.add.at(D, self.codes1, w[:, None, None] * V1[:, :, None] * V1[:, None, :])
-        D += np.eye(self.p1)
-        r1 = np.zeros((self.l1, self.p1))
-        np.add.at(r1, self.codes1, (w * z)[:, None] * V1)
-        U1w = sp.csr_matrix(((w[:, None] * V1).ravel(), *self._u1_pattern),
-                            shape=(self.nobs, self.q1))
+        p1 = self.p1
+        wV1 = w[:, None] * V1
+        outer = (wV1[:, :, None] * V1[:, None, :]).reshape(self.nobs, p1 * p1)
+        D = np.asarray(self._E1T @ outer).reshape(self.l1, p1, p1) + np.eye(p1)
+        r1 = np.asarray(self._E1T @ (wV1 * z[:, None])).ravel()
         Bs, rs = [], []
         if self.k_rest:
-            Bs.append(np.asarray((Ur.T @ U1w).todense()))
-            rs.append(Ur.T @ (w * z))
+            Bs.append(self._grouped(wV1, Ur).T)
+            rs.append(np.asarray(Ur.T @ (w * z)).ravel())
         if joint:
-            Bs.append(np.asarray(U1w.T @ self.X).T)
+            Bs.append(self._grouped(wV1, self.X).T)
             rs.append(self.X.T @ (w * z))
         if not Bs:
-            return BlockedCholesky(D, np.zeros((0, self.q1)), np.zeros((0, 0))), r1.ravel()
-        Urw = Ur.multiply(w[:, None]).tocsr() if self.k_rest else None
+            return BlockedCholesky(D, np.zeros((0, self.q1)), np.zeros((0, 0))), r1
+        if self.k_rest:
+            Urw = Ur.multiply(w[:, None]).tocsr()
+            UU = (Urw.T @ Ur).toarray()
         if joint and self.k_rest:
             RX = np.asarray(Urw.T @ self.X)
-            C = np.block([[(Urw.T @ Ur).toarray(), RX], [RX.T, self.X.T @ (w[:, None] * self.X)]])
+            C = np.block([[UU, RX], [RX.T, self.X.T @ (w[:, None] * self.X)]])
         elif joint:
             C = self.X.T @ (w[:, None] * self.X)
         else:
-            C = (Urw.T @ Ur).toarray()
+            C = UU
         C[np.arange(self.k_rest), np.arange(self.k_rest)] += 1.0
-        return BlockedCholesky(D, np.vstack(Bs), C), np.concatenate([r1.ravel()] + rs)
+        return BlockedCholesky(D, np.vstack(Bs), C), np.concatenate([r1] + rs)
 
     def _pdev(self, mu, u):
         return float(np.sum(self.family.dev_resids(self.y, mu, self.wt)) + u @ u)
