@@ -111,7 +111,9 @@ def format_glmer_short(fit):
     out += ["Random effects:", P.format_varcorr(rows, 4, comp=("Std.Dev.",)), _groups_line(fit),
             "Fixed Effects:", _gap_vector(fit.fixef, DIGITS)]
     if fit.messages:
-        out += list(fit.messages)
+        # lme4's .prt.warn(summary = TRUE): counts only
+        out.append(f"optimizer ({fit.opt.method}) convergence code: 0 (OK) ; 0 optimizer "
+                   f"warnings; {len(fit.messages)} lme4 warnings ")
     return "\n".join(out)
 
 

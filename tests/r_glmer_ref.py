@@ -18,7 +18,7 @@ Needs R with lme4 and jsonlite, and rpy2. It
    default early stop, and records θ, fixef, vcov (lme4's default: from the
    finite-difference Hessian over (θ, β)), logLik, AIC, BIC, ``deviance()``,
    df.resid, the printed ``summary()`` (without its "Control:" line, which
-   names the tight control object), ranef with conditional SDs, fitted values,
+   names the tight control object) and ``print()``, ranef with conditional SDs, fitted values,
    deviance/Pearson/response residuals, predictions on new rows and Wald
    intervals; and lme4's *default* fit's logLik and fixef for comparison;
 3. an ``anova()`` of two nested cbpp fits.
@@ -174,6 +174,7 @@ R_FIT = r"""
        loglik = as.numeric(logLik(fit)), aic = AIC(fit), bic = BIC(fit),
        deviance = deviance(fit), df_resid = df.residual(fit), nobs = nobs(fit),
        summary = paste(s, collapse = "\n"), notes = r$notes,
+       printed = paste(capture.output(print(fit)), collapse = "\n"),
        ranef = list(grpvar = as.character(re$grpvar), term = as.character(re$term),
                     grp = as.character(re$grp), condval = re$condval, condsd = re$condsd),
        fitted = unname(fitted(fit)),

@@ -249,3 +249,11 @@ def test_live_lme4_cbpp():
     np.testing.assert_allclose(fit.fixef.to_numpy(), list(ro.r("fixef(f)")), rtol=1e-5, atol=1e-5)
     np.testing.assert_allclose(np.sqrt(np.diag(fit.vcov.to_numpy())),
                                list(ro.r("sqrt(diag(as.matrix(vcov(f))))")), rtol=1e-4)
+
+
+@pytest.mark.parametrize("key", [k for k in cases() if k not in NOISY | SHORT])
+def test_print_as_lme4(key):
+    """print(fit): lme4's short display (logLik etc. with 4 decimals)."""
+    fit, m = fitted(key), MODELS[key]
+    ref = re.sub(r"optimizer \([.\w]+\)", f"optimizer ({fit.opt.method})", m["printed"])
+    assert repr(fit).rstrip("\n") == ref.rstrip("\n")
