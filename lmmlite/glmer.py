@@ -23,7 +23,7 @@ from .family import as_family
 from .formula import parse_formula
 from .glmm import GlmerModel, check_model, deriv12
 from .lmer import _data_name
-from .optimize import blas_single_thread, optimize_theta
+from .optimize import _at_bound, blas_single_thread, check_convergence, optimize_theta
 from .transforms import Factor, Matrix
 
 HESSIAN_MAX_NOBS = 10_000   # lme4's calc.derivs default: derivatives only below this size
@@ -163,10 +163,17 @@ def fit_stages(model, nAGQ, optimizer="auto"):
     lower = np.concatenate([lower0, np.full(model.p, -np.inf)])
     x0 = np.concatenate([opt0.theta, state0.beta])
     opt = optimize_theta(model.objective, x0, lower, method=optimizer,
-                         below=model.covariance.below())
-    hessian = None
+                         below=model.covariance.below(), checks=False)
+    # lme4's deriv12 at the optimum: the standard errors and checkConv from one Hessian
+    hessian, derivs = None, None
     if model.nobs < HESSIAN_MAX_NOBS:
-        _, hessian = deriv12(model.objective, opt.theta, fx=opt.value, lower=lower)
+        g, hessian = deriv12(model.objective, opt.theta, fx=opt.value, lower=lower)
+        free = ~_at_bound(opt.theta, lower)
+        derivs = (opt.theta, g[free], hessian[np.ix_(free, free)])
+    if opt.singular:
+        opt.messages = ["boundary (singular) fit: see help('isSingular')"]
+    else:
+        opt.messages = check_convergence(model.objective, opt.theta, lower, derivs=derivs)
     # leave the warm start at the optimum
     model.objective(opt.theta)
     opt.beta = opt.theta[k:]
