@@ -22,7 +22,7 @@ from .errors import LmmError, SingularFitWarning
 from .family import as_family
 from .formula import parse_formula
 from .glmm import GlmerModel, check_model, deriv12
-from .lmer import _data_name
+from .call import make_call
 from .optimize import _at_bound, blas_single_thread, check_convergence, optimize_theta
 from .transforms import Factor, Matrix
 
@@ -102,6 +102,7 @@ def glmer(formula, data, family="binomial", nAGQ=1, weights=None, offset=None,
     GlmerFit
     """
     from .glmer_fit import GlmerFit
+    call = make_call(data, weights, offset)
     fam = as_family(family)
     if not isinstance(nAGQ, (int, np.integer)) or nAGQ < 0 or nAGQ > 25:
         raise LmmError(f"nAGQ must be an integer from 0 to 25, not {nAGQ!r}")
@@ -124,26 +125,12 @@ def glmer(formula, data, family="binomial", nAGQ=1, weights=None, offset=None,
     for msg in stage2.messages:
         if msg.startswith("boundary"):
             warnings.warn(msg, SingularFitWarning, stacklevel=2)
-    fit = GlmerFit(model, stage1, stage2, hessian, nAGQ=nAGQ, data_name=_data_name(data),
+    fit = GlmerFit(model, stage1, stage2, hessian, nAGQ=nAGQ, data_name=call.data_name,
                    data=data)
-    fit.weights_arg = _argument_text(weights, "weights")
-    fit.offset_arg = _argument_text(offset, "offset")
+    fit.call = call
+    fit.weights_arg = call.texts.get("weights")
+    fit.offset_arg = call.texts.get("offset")
     return fit
-
-
-def _argument_text(value, keyword):
-    """How the summary names a weights=/offset= argument (a column name, else its source)."""
-    if value is None:
-        return None
-    if isinstance(value, str):
-        return value
-    from .lmer import _call_argument
-    import inspect
-    frame = inspect.currentframe().f_back.f_back
-    try:
-        return _call_argument(frame, 99, keyword) or keyword
-    finally:
-        del frame
 
 
 def fit_stages(model, nAGQ, optimizer="auto"):
