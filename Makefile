@@ -43,6 +43,7 @@ test: venv
 
 bench: venv
 	$(PY) benchmarks/run.py
+	$(PY) benchmarks/glmer_bench.py
 
 clean:
 	rm -rf _build notebooks .pytest_cache
