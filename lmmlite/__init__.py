@@ -13,6 +13,7 @@ from .lmer import lmer
 from .anova import anova
 from .confint import confint
 from .design import model_matrix
+from .influence import cooks_distance, hatvalues, influence
 
 __version__ = "0.1.0"
 
@@ -96,4 +97,5 @@ def isSingular(fit):
 __all__ = ["lm", "lmer", "anova", "confint", "fixef", "ranef", "coef", "vcov", "VarCorr",
            "sigma", "nobs", "logLik", "AIC", "BIC", "deviance", "df_residual", "fitted",
            "residuals", "isSingular", "model_matrix", "load", "datasets",
+           "hatvalues", "influence", "cooks_distance",
            "LmmError", "FormulaError", "ConvergenceWarning", "SingularFitWarning"]
