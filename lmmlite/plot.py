@@ -3,7 +3,7 @@
 matplotlib is optional (``pip install "lmmlite[plot]"``) and imported only here.
 Every function returns a :class:`matplotlib.figure.Figure` built without
 pyplot (no global state, works headless); in a notebook the figure is shown
-when it is the cell's value, and ``fig.savefig(...)`` writes it.
+(as PNG) when it is the cell's value, and ``fig.savefig(...)`` writes it.
 
 =====================  ====================================================
 ``plot_diagnostics``   residuals vs fitted, normal QQ of the scaled
@@ -31,13 +31,27 @@ from .errors import LmmError, MissingDependencyError
 from .fit import FitBase
 
 
+_FIGURE = []
+
+
 def _figure(width, height):
-    try:
-        from matplotlib.figure import Figure
-    except ImportError:
-        raise MissingDependencyError("lmmlite.plot needs matplotlib: "
-                                     "pip install matplotlib (or lmmlite[plot])") from None
-    return Figure(figsize=(width, height), layout="constrained")
+    """A Figure (no pyplot) that notebooks show as PNG when it is a cell's value."""
+    if not _FIGURE:
+        try:
+            from matplotlib.figure import Figure
+        except ImportError:
+            raise MissingDependencyError("lmmlite.plot needs matplotlib: "
+                                         "pip install matplotlib (or lmmlite[plot])") from None
+
+        class LmmFigure(Figure):
+            def _repr_png_(self):
+                import io
+                buf = io.BytesIO()
+                self.savefig(buf, format="png", bbox_inches="tight")
+                return buf.getvalue()
+
+        _FIGURE.append(LmmFigure)
+    return _FIGURE[0](figsize=(width, height), layout="constrained")
 
 
 def _panels(n, width, height, ncol=3):

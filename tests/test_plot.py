@@ -164,6 +164,11 @@ def test_plot_groups_follows_transforms():
                                b.iloc[0] + b.iloc[1] * np.log(line.get_xdata() + 1))
 
 
+def test_figures_show_as_png_in_notebooks(sleep):
+    png = P.caterpillar(sleep)._repr_png_()
+    assert png[:8] == b"\x89PNG\r\n\x1a\n"
+
+
 def test_plot_groups_of_an_lm_needs_data(plasma):
     m1 = L.lm("conc ~ age + group", plasma)
     with pytest.raises(L.LmmError, match="data"):
@@ -179,6 +184,7 @@ def test_errors(sleep, plasma, monkeypatch):
         P.qq_ranef(sleep, group="nope")
     with pytest.raises(L.LmmError, match="level"):
         P.caterpillar(sleep, level=95)
+    monkeypatch.setattr(P, "_FIGURE", [])                 # as in a fresh process
     monkeypatch.setitem(sys.modules, "matplotlib.figure", None)
     with pytest.raises(L.LmmError, match="matplotlib"):
         P.caterpillar(sleep)
