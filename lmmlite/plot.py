@@ -135,7 +135,7 @@ def _group_values(fit, group, data):
     return getattr(group, "name", None) or "group", pd.Categorical(vals)
 
 
-def plot_diagnostics(fit, group=None, data=None):
+def plot_diagnostics(fit, group=None, data=None, which=(1, 2, 3, 4)):
     """Four residual plots of a fit (R's ``plot(fit)``, ``plot.lm``, lattice by group).
 
     1. Pearson residuals against fitted values: a shapeless band around 0 if
@@ -149,43 +149,58 @@ def plot_diagnostics(fit, group=None, data=None):
        column of ``data`` (default the fit's data) or one value per row.  An
        lm fit without ``group`` shows residuals against leverage instead.
 
+    ``which`` selects panels, as R's ``plot.lm(which = )``.
+
     Returns
     -------
     matplotlib.figure.Figure
     """
     _check(fit)
+    which = [int(k) for k in ([which] if np.isscalar(which) else which)]
+    if not which or any(k not in (1, 2, 3, 4) for k in which):
+        raise LmmError(f"which must be panels among 1, 2, 3, 4, not {which}")
     fitted = fit.fitted().to_numpy()
     r, rs = _scaled_residuals(fit)
     r, rs = r.to_numpy(), rs.to_numpy()
-    fig = _figure(9, 7)
-    axes = fig.subplots(2, 2)
-    ax = axes[0, 0]
-    ax.scatter(fitted, r, s=12, color="0.25")
-    ax.axhline(0, color="C3", lw=1)
-    ax.set(xlabel="fitted value", ylabel="Pearson residual", title="Residuals vs fitted")
-    ax = axes[0, 1]
-    _qq(ax, rs)
-    ax.set(ylabel="scaled residual", title="Normal QQ plot of scaled residuals")
-    ax = axes[1, 0]
-    ax.scatter(fitted, np.sqrt(np.abs(rs)), s=12, color="0.25")
-    ax.set(xlabel="fitted value", ylabel="sqrt(|scaled residual|)", title="Scale-location")
-    ax = axes[1, 1]
-    grouping = _group_values(fit, group, data)
+    shape = {1: (1, 1), 2: (1, 2)}.get(len(which), (2, 2))
+    fig = _figure(4.5 * shape[1], 3.5 * shape[0])
+    axes = np.atleast_1d(fig.subplots(*shape)).ravel()
+    for ax in axes[len(which):]:
+        ax.set_visible(False)
+    panels = dict(zip(which, axes))
+    if 1 in panels:
+        ax = panels[1]
+        ax.scatter(fitted, r, s=12, color="0.25")
+        ax.axhline(0, color="C3", lw=1)
+        ax.set(xlabel="fitted value", ylabel="Pearson residual", title="Residuals vs fitted")
+    if 2 in panels:
+        _qq(panels[2], rs)
+        panels[2].set(ylabel="scaled residual", title="Normal QQ plot of scaled residuals")
+    if 3 in panels:
+        ax = panels[3]
+        ax.scatter(fitted, np.sqrt(np.abs(rs)), s=12, color="0.25")
+        ax.set(xlabel="fitted value", ylabel="sqrt(|scaled residual|)", title="Scale-location")
+    if 4 in panels:
+        _by_group(panels[4], fit, r, rs, _group_values(fit, group, data))
+    fig.suptitle(fit.formula)
+    return fig
+
+
+def _by_group(ax, fit, r, rs, grouping):
+    """Panel 4: boxplots of the residuals per group (residuals vs leverage without a group)."""
     if grouping is None:
         from .influence import hatvalues
         ax.scatter(hatvalues(fit).to_numpy(), rs, s=12, color="0.25")
         ax.axhline(0, color="C3", lw=1)
         ax.set(xlabel="leverage", ylabel="scaled residual", title="Residuals vs leverage")
-    else:
-        name, cat = grouping
-        levels = [lev for lev in cat.categories if np.any(cat == lev)]
-        ax.boxplot([r[np.asarray(cat == lev)] for lev in levels])
-        ax.set_xticks(range(1, len(levels) + 1), [str(v) for v in levels],
-                      rotation=90 if len(levels) > 8 else 0, fontsize="small")
-        ax.axhline(0, color="C3", lw=1)
-        ax.set(xlabel=name, ylabel="Pearson residual", title=f"Residuals by {name}")
-    fig.suptitle(fit.formula)
-    return fig
+        return
+    name, cat = grouping
+    levels = [lev for lev in cat.categories if np.any(cat == lev)]
+    ax.boxplot([r[np.asarray(cat == lev)] for lev in levels])
+    ax.set_xticks(range(1, len(levels) + 1), [str(v) for v in levels],
+                  rotation=90 if len(levels) > 8 else 0, fontsize="small")
+    ax.axhline(0, color="C3", lw=1)
+    ax.set(xlabel=name, ylabel="Pearson residual", title=f"Residuals by {name}")
 
 
 # ---------------------------------------------------------------------- random effects

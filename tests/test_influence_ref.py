@@ -175,3 +175,15 @@ def test_progress_bar_on_stderr(capsys):
     L.influence(fit("pastes_nested"), groups="batch", progress=True)
     err = capsys.readouterr().err
     assert err.count("|") >= 2 and "100%" in err
+
+
+def test_weights_and_offset_given_as_arrays_are_deleted_with_their_rows():
+    """weights=/offset= as arrays give the same deletions as the same values as columns."""
+    df = load_golden("sleep")
+    formula = "Reaction ~ Days + (1 | Subject)"
+    by_name = L.lmer(formula, df, weights="w", offset="off")
+    by_value = L.lmer(formula, df, weights=df["w"].to_numpy(), offset=df["off"].to_numpy())
+    a = L.influence(by_name, groups="Subject", progress=False)
+    b = L.influence(by_value, groups="Subject", progress=False)
+    np.testing.assert_allclose(b.fixed_effects_deleted, a.fixed_effects_deleted, rtol=1e-9)
+    np.testing.assert_allclose(b.var_cov_comps_deleted, a.var_cov_comps_deleted, rtol=1e-7)

@@ -79,6 +79,15 @@ def test_diagnostics_of_a_small_lm_use_ppoints_for_n_at_most_10(plasma):
         [str(v) for v in plasma["group"].cat.categories]
 
 
+def test_diagnostics_which_panels(sleep):
+    fig = P.plot_diagnostics(sleep, which=[3, 2])
+    visible = [ax for ax in fig.axes if ax.get_visible()]
+    assert [ax.get_title() for ax in visible] == ["Scale-location",
+                                                  "Normal QQ plot of scaled residuals"]
+    with pytest.raises(L.LmmError, match="which"):
+        P.plot_diagnostics(sleep, which=[5])
+
+
 def test_qq_ranef_coordinates_and_intervals(sleep):
     fig = P.qq_ranef(sleep)
     re = sleep.ranef()
