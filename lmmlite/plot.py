@@ -162,8 +162,8 @@ def plot_diagnostics(fit, group=None, data=None, which=(1, 2, 3, 4)):
     fitted = fit.fitted().to_numpy()
     r, rs = _scaled_residuals(fit)
     r, rs = r.to_numpy(), rs.to_numpy()
-    shape = {1: (1, 1), 2: (1, 2)}.get(len(which), (2, 2))
-    fig = _figure(4.5 * shape[1], 3.5 * shape[0])
+    shape = {1: (1, 1), 2: (1, 2), 3: (1, 3)}.get(len(which), (2, 2))
+    fig = _figure(4.5 * shape[1] if len(which) < 3 else 3.8 * shape[1], 3.5 * shape[0])
     axes = np.atleast_1d(fig.subplots(*shape)).ravel()
     for ax in axes[len(which):]:
         ax.set_visible(False)
