@@ -44,9 +44,8 @@ class _StderrHandler(logging.Handler):
     """Writes to the sys.stderr of the moment (so notebooks and capture tools see it)."""
 
     def emit(self, record):
-        try:
+        try:  # as print(..., file=sys.stderr): no flush, so a notebook shows it where it did
             sys.stderr.write(self.format(record) + "\n")
-            sys.stderr.flush()
         except Exception:  # logging must never raise
             self.handleError(record)
 

@@ -2,22 +2,20 @@
 
 A fit answers with the same names whatever its class, as R's generics do:
 
-=================  ===========================================================
-``fixef``          estimates of the estimable fixed effects (a Series)
-``coef()``         R's ``coef()``: lm's coefficients (NA where aliased); lmer's
-                   per-level coefficients (fixed plus random)
-``vcov``           covariance matrix of ``fixef`` (a DataFrame)
-``sigma``          residual standard deviation
-``nobs``           observations used; ``n_dropped`` rows removed for NA
-``aliased``        fixed-effect columns dropped as linear combinations of
-                   others (lme4 calls them ``dropped``, an alias here)
-``loglik``         log-likelihood (REML criterion / -2 for REML fits), ``npar``
-                   its number of parameters, ``aic``, ``bic``
-``df_residual``    residual degrees of freedom (lme4: nobs - npar)
-``fitted()``, ``residuals()``, ``summary()``, ``confint()``
-``mixed``          True for a model with random effects
-=================  ===========================================================
+- ``fixef``: estimates of the estimable fixed effects (a Series); ``vcov`` their
+  covariance matrix (a DataFrame); ``sigma`` the residual standard deviation;
+- ``coef()``: R's ``coef()``: lm's coefficients (NA where aliased), lmer's
+  per-level coefficients (fixed plus random);
+- ``nobs`` observations used, ``n_dropped`` rows removed for NA, ``aliased`` the
+  fixed-effect columns dropped as linear combinations of others (lme4 calls them
+  ``dropped``, an alias here);
+- ``loglik`` (for REML fits minus half the REML criterion), ``npar`` its number of
+  parameters, ``aic``, ``bic``, ``deviance``, ``df_residual`` (lme4: nobs - npar);
+- ``fitted()``, ``residuals()``, ``summary()``, ``confint()``;
+- ``mixed``: True for a model with random effects.
 
+The module functions of the package (``lmmlite.fixef(fit)``, ``logLik``, ``AIC``,
+...) mirror these names.
 ``cached(key, build)`` keeps costly derived objects (Satterthwaite's and
 Kenward-Roger's derivatives) with the fit that they belong to.
 """
