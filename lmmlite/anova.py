@@ -19,6 +19,7 @@ import pandas as pd
 from scipy import stats
 
 from . import printing as P
+from .call import bound_name
 from .design import term_matrix
 from .errors import LmmError, message
 from .fit import FitBase
@@ -115,19 +116,8 @@ def _caller_names(models, depth=2):
     frame = inspect.currentframe()
     for _ in range(depth):
         frame = frame.f_back if frame is not None else None
-    names = []
     try:
-        for m in models:
-            found = None
-            if frame is not None:
-                for scope in (frame.f_locals, frame.f_globals):
-                    for name, value in scope.items():
-                        if value is m and not name.startswith("_"):
-                            found = name
-                            break
-                    if found:
-                        break
-            names.append(found)
+        names = [bound_name(frame, m) for m in models]
     finally:
         del frame
     if any(n is None for n in names) or len(set(names)) < len(names):

@@ -19,6 +19,7 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
+from .covariance import T_from_theta, ntheta, theta_lower, theta_start
 from .errors import LmmError
 from .formula import parse_formula
 from .frame import model_frame, new_frame
@@ -203,26 +204,19 @@ class RandomBlock:
 
     @property
     def ntheta(self):
-        return self.p * (self.p + 1) // 2
+        return ntheta(self.p)
 
     def theta_lower(self):
         """Lower bounds for θ: 0 on the diagonal of T, -inf below it (column-major)."""
-        return np.array([0.0 if i == j else -np.inf
-                         for j in range(self.p) for i in range(j, self.p)])
+        return theta_lower(self.p)
 
     def theta_start(self):
         """lme4's start: T = identity."""
-        return np.array([1.0 if i == j else 0.0
-                         for j in range(self.p) for i in range(j, self.p)])
+        return theta_start(self.p)
 
     def T(self, theta):
         """The p x p lower-triangular relative covariance factor from θ (column-major)."""
-        if self.p == 1:
-            return np.reshape(np.asarray(theta, dtype=float), (1, 1))
-        rows, cols = np.triu_indices(self.p)  # (col-major lower) == (row-major upper).T
-        T = np.zeros((self.p, self.p))
-        T[cols, rows] = theta
-        return T
+        return T_from_theta(theta, self.p)
 
     def Z(self):
         """Sparse n x (levels * p) matrix Z_k, columns ordered level by level."""

@@ -8,6 +8,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
+from .call import Call, make_call
 from .design import build_design
 from .errors import LmmError
 from .fit import FitBase
@@ -24,16 +25,16 @@ class LmFit(FitBase):
     NA for the aliased ones; ``fixef`` only the estimable ones.
     """
 
-    _offset_arg = None      # the offset= argument, which predict.lm reads from newdata
-    call_args = {}          # how weights= and offset= were written, for the printed call
-
-    def __init__(self, formula, data, data_name="data", weights=None, offset=None,
-                 contrasts=None):
+    def __init__(self, formula, data, data_name=None, weights=None, offset=None,
+                 contrasts=None, call=None):
         spec = parse_formula(formula)
         if spec.random:
             raise LmmError(f"lm() cannot fit random-effects terms such as "
                            f"{spec.random[0].text}; use lmer()")
-        self.spec, self.formula, self.data_name = spec, spec.formula, data_name
+        # weights=/offset= as given (predict.lm reads offset= from newdata) and their texts
+        self.call = call or Call(weights=weights, offset=offset)
+        self.spec, self.formula = spec, spec.formula
+        self.data_name = data_name or self.call.data_name
         # R's lm keeps unused factor levels (their coefficients are NA)
         design = build_design(spec, data, weights, offset, contrasts,
                               drop_unused_levels=False, quiet_rank=True)
@@ -51,7 +52,6 @@ class LmFit(FitBase):
             raise LmmError("more coefficients than observations")
         Q, R = np.linalg.qr(X * sw[:, None])
         beta = np.linalg.solve(R, Q.T @ ((y - off) * sw)) if self.rank else np.zeros(0)
-        self._beta = beta
         self._fitted = X @ beta + off
         self._resid = y - self._fitted
         self._y, self._w = y, w
@@ -147,9 +147,5 @@ def lm(formula, data, weights=None, offset=None, contrasts=None):
     name or one value per row) and ``contrasts`` (e.g. ``{"f": "contr.sum"}``)
     as R's arguments of the same names.
     """
-    from .lmer import _data_name, argument_texts
-    fit = LmFit(formula, data, data_name=_data_name(data), weights=weights, offset=offset,
-                contrasts=contrasts)
-    fit._offset_arg = offset
-    fit.call_args = argument_texts(weights=weights, offset=offset)
-    return fit
+    return LmFit(formula, data, weights=weights, offset=offset, contrasts=contrasts,
+                 call=make_call(data, weights, offset))

@@ -18,7 +18,7 @@ from .errors import LmmError
 def _offset_on(fit, newdata):
     """predict.lm keeps both the formula's offset() terms and the offset= argument."""
     off = fit.design.new_offset(newdata)
-    arg = getattr(fit, "_offset_arg", None)
+    arg = fit.call.offset
     if arg is not None:
         if not isinstance(arg, str):
             raise LmmError("the model's offset= was an array; to predict for newdata, give "
@@ -30,10 +30,10 @@ def _offset_on(fit, newdata):
 def predict_lm(fit, newdata=None, interval=None, level=0.95):
     if interval not in (None, "none", "confidence", "prediction"):
         raise LmmError("interval must be None, 'confidence' or 'prediction'")
-    beta = fit._beta
+    beta = fit.fixef.to_numpy()
     if newdata is None:
         X, index = fit.design.X, fit.frame.row_index
-        pred = fit._fitted
+        pred = fit.fitted().to_numpy()
         if interval == "prediction":
             warnings.warn("predictions on current data refer to _future_ responses",
                           stacklevel=3)

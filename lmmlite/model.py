@@ -23,9 +23,12 @@ class LmerModel:
     ----------
     design : Design
     REML : bool
+    solver : {"auto", "dense", "blocked", "pairs"}
+        How the penalized least-squares system is factored (solvers.py); every
+        choice gives the same criterion, "auto" the fastest for the model's size.
     """
 
-    def __init__(self, design, REML=True):
+    def __init__(self, design, REML=True, solver="auto"):
         self.design = design
         self.REML = REML
         y = design.y if design.offset is None else design.y - design.offset
@@ -40,14 +43,16 @@ class LmerModel:
         if design.X.shape[1] >= design.nobs:
             raise LmmError(f"{design.X.shape[1]} fixed effects for {design.nobs} observations: "
                            "the model has too many fixed effects for the data")
-        self.dev = Deviance(blocks, X, y, REML=REML)
+        self.solver = solver
+        self.dev = Deviance(blocks, X, y, REML=REML, solver=solver)
 
     @property
     def lower(self):
         return self.dev.lower
 
     def theta_start(self):
-        return np.concatenate([b.theta_start() for b in self.design.blocks])
+        """lme4's start: every T_k the identity."""
+        return self.dev.covariance.start
 
     def deviance(self, theta, REML=None):
         """The profiled REML criterion (REML) or deviance (ML) at θ, with -Σ log w."""
@@ -63,4 +68,4 @@ class LmerModel:
     def refit(self, y=None, REML=None):
         """The same model with another response and/or criterion (unfitted)."""
         design = self.design if y is None else self.design.with_response(y)
-        return LmerModel(design, self.REML if REML is None else REML)
+        return LmerModel(design, self.REML if REML is None else REML, self.solver)

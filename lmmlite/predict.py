@@ -81,7 +81,7 @@ def predict_lmer(fit, newdata=None, re_form=None, allow_new_levels=False):
     beta = fit.fixef.to_numpy()
     if newdata is None:
         pred = design.X @ beta + (0.0 if design.offset is None else design.offset)
-        for b, bk, m in zip(fit.blocks, fit._b, masks):
+        for b, bk, m in zip(fit.blocks, fit.b_blocks, masks):
             if m.any():
                 pred = pred + np.einsum("ij,ij->i", b.X[:, m], bk[b.codes][:, m])
         return pd.Series(pred, index=fit.frame.row_index)
@@ -89,7 +89,7 @@ def predict_lmer(fit, newdata=None, re_form=None, allow_new_levels=False):
         raise LmmError(f"newdata must be a pandas DataFrame, not {type(newdata).__name__}")
     # lme4 keeps the formula's offset() terms and drops the offset= argument
     pred = design.fixed_matrix(newdata) @ beta + design.new_offset(newdata)
-    for b, bk, m in zip(fit.blocks, fit._b, masks):
+    for b, bk, m in zip(fit.blocks, fit.b_blocks, masks):
         if not m.any():
             continue
         X, codes = design.random_rows(newdata, b)

@@ -13,6 +13,7 @@ import numpy as np
 import pandas as pd
 
 from .confint import confint as _confint
+from .call import Call
 from .design import build_design
 from .deviance import Zb
 from .errors import LmmError
@@ -88,7 +89,7 @@ class LmerFit(FitBase):
 
     mixed = True
 
-    def __init__(self, model, opt, data_name="data", data=None):
+    def __init__(self, model, opt, data_name=None, data=None, call=None):
         design = model.design
         dev = model.dev
         self.model = model          # the unfitted model: refits, profiles, bootstrap
@@ -103,7 +104,8 @@ class LmerFit(FitBase):
         self.REML = model.REML
         self.aliased = list(design.dropped)
         self.opt = opt
-        self.data_name = data_name
+        self.call = call or Call()      # weights=/offset= as given, and their texts
+        self.data_name = data_name or self.call.data_name
         self.theta = opt.theta
         self.singular = opt.singular
         self.messages = opt.messages
@@ -257,28 +259,26 @@ class LmerFit(FitBase):
         """The same model fitted again: by ML (``REML=False``), to a new response ``y``,
         or to new ``data`` (the formula's specification is reused, not re-parsed)."""
         if data is not None:
-            for what, arg in (("weights", self._weights_arg), ("offset", self._offset_arg)):
+            call = self.call
+            for what, arg in (("weights", call.weights), ("offset", call.offset)):
                 if arg is not None and not isinstance(arg, str):
                     raise LmmError(f"the model's {what}= was an array for the original rows; "
                                    f"to refit to new data, give {what}= as a column name")
-            design = build_design(self.spec, data, self._weights_arg, self._offset_arg,
+            design = build_design(self.spec, data, call.weights, call.offset,
                                   self.design.contrasts_arg)
-            model = LmerModel(design, self.REML if REML is None else REML)
+            model = LmerModel(design, self.REML if REML is None else REML, self.model.solver)
         else:
             model = self.model.refit(y=y, REML=REML)
         opt = model.optimize(self.opt.method)
-        return LmerFit(model, opt, self.data_name, self.data if data is None else data)
-
-    _weights_arg = None
-    _offset_arg = None
-    call_args = {}          # how weights= and offset= were written, for the summary
+        return LmerFit(model, opt, self.data_name, self.data if data is None else data,
+                       self.call)
 
     def at_theta(self, theta):
         """The same model evaluated at another θ (e.g. lme4's optimum): every
         θ-derived quantity (β̂, σ̂, b̂, predictions) without re-optimizing, so that
         comparisons are free of two optimizers' stopping points."""
         opt = dataclasses.replace(self.opt, theta=np.asarray(theta, dtype=float))
-        return LmerFit(self.model, opt, self.data_name, self.data)
+        return LmerFit(self.model, opt, self.data_name, self.data, self.call)
 
     def summary(self, ddf=None):
         """lme4's ``summary`` (lmerTest's with ``ddf="Satterthwaite"`` or ``"Kenward-Roger"``)."""

@@ -215,7 +215,7 @@ def _lm_call(fit, cutoff=60):
     characters ends there and the next one is indented by four spaces.
     """
     args = [f"formula = {fit.formula}", f"data = {fit.data_name}"]
-    args += [f"{k} = {v}" for k, v in fit.call_args.items()]
+    args += [f"{k} = {v}" for k, v in fit.call.texts.items()]
     lines, line = [], "lm("
     for k, arg in enumerate(args):
         line += arg + (", " if k < len(args) - 1 else ")")
@@ -228,4 +228,4 @@ def _lm_call(fit, cutoff=60):
 def _weights_offset_lines(fit):
     """lme4's .prt.call: 'Weights:' and ' Offset:' lines under the data."""
     labels = {"weights": "Weights:", "offset": " Offset:"}
-    return [cat_fill([labels[k], v]) for k, v in fit.call_args.items()]
+    return [cat_fill([labels[k], v]) for k, v in fit.call.texts.items()]

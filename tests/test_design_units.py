@@ -288,3 +288,14 @@ def test_lm_offset_and_weights():
     rep = pd.concat([d, d.iloc[:5]], ignore_index=True)
     np.testing.assert_allclose(L.coef(L.lm("y ~ x", d, weights=w)), L.coef(L.lm("y ~ x", rep)),
                                rtol=1e-12)
+
+
+@pytest.mark.parametrize("solver", ["dense", "blocked", "pairs"])
+def test_lmer_solver_keyword_gives_the_same_fit(solver):
+    """lmer(solver=) selects the factorization strategy; the optimum does not depend on it."""
+    sleep = L.load("sleepstudy")
+    auto = L.lmer("Reaction ~ Days + (Days | Subject)", sleep)
+    fit = L.lmer("Reaction ~ Days + (Days | Subject)", sleep, solver=solver)
+    assert fit.model.solver == solver
+    assert fit.reml_criterion == pytest.approx(auto.reml_criterion, rel=1e-12)
+    np.testing.assert_allclose(fit.theta, auto.theta, rtol=1e-7)

@@ -6,7 +6,6 @@
     relative differences are written to _build/inference_crosscheck.json.
 """
 
-import dataclasses
 import json
 import sys
 import warnings
@@ -41,9 +40,7 @@ def _fit(formula, data, name="data", **kw):
 def _at_theta(fit, theta):
     """The same model evaluated at another θ (e.g. lme4's optimum), so that the
     cross-check compares the inference code, not the two optimizers' stopping points."""
-    from lmmlite.results import LmerFit
-    opt = dataclasses.replace(fit.opt, theta=np.asarray(theta, dtype=float))
-    return LmerFit(fit.model, opt, data_name=fit.data_name, data=fit.data)
+    return fit.at_theta(theta)
 
 
 # --- (a) published numbers ------------------------------------------------------
