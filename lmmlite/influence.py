@@ -342,7 +342,7 @@ def _refit_rows(fit, data, weights, offset, unit, name):
     """The fit's model on other rows, from the fit's θ̂, with the fit's optimizer."""
     try:
         design = build_design(fit.spec, data, weights, offset, fit.design.contrasts_arg)
-        model = LmerModel(design, fit.REML)
+        model = LmerModel(design, fit.REML, getattr(fit.model, "solver", "auto"))
         with warnings.catch_warnings(), blas_single_thread():
             warnings.simplefilter("ignore")
             opt = model.optimize(fit.opt.method, theta0=fit.theta)
