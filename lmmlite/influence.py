@@ -268,7 +268,7 @@ def influence(fit, groups=None, progress=None):
     used = fit.data.loc[fit.frame.row_index] if fit.data.index.is_unique \
         else fit.data.iloc[np.flatnonzero(fit.data.index.isin(fit.frame.row_index))]
     labels, name = _deletion_units(used, groups)
-    weights, offset = _row_arguments(fit)
+    weights, offset = _row_arguments(fit, used)
     units = list(pd.unique(labels))
     fixed, vcs, vcovs, conv, nfev = [], [], [], [], []
     t0, show = time.perf_counter(), bool(progress)
@@ -315,23 +315,17 @@ def _deletion_units(used, groups):
     return labels, ".".join(cols)
 
 
-def _row_arguments(fit):
-    """weights= and offset= of the fit per used row: column names as given, arrays as values.
-
-    The frame's offset is the offset= argument plus the formula's offset()
-    terms; the terms are taken off again so that the refit adds them itself.
-    """
-    design = fit.design
-    weights = fit._weights_arg
-    if weights is None and design.weights is not None:
-        weights = design.weights
-    offset = fit._offset_arg
-    if offset is None and design.offset is not None:
-        terms = sum((np.asarray(design.frame.columns[v], dtype=float) for v in design.spec.offsets),
-                    np.zeros(design.nobs))
-        arg = design.offset - terms
-        offset = arg if np.any(arg != 0) else None
-    return weights, offset
+def _row_arguments(fit, used):
+    """weights= and offset= of the fit for the used rows: column names as given, arrays
+    (one value per row of the fit's data) cut to the rows the fit used."""
+    positions = fit.data.index.get_indexer(used.index) if fit.data.index.is_unique \
+        else np.flatnonzero(fit.data.index.isin(used.index))
+    out = []
+    for arg in (fit.call.weights, fit.call.offset):
+        if arg is not None and not isinstance(arg, str):
+            arg = np.asarray(arg, dtype=float)[positions]
+        out.append(arg)
+    return out
 
 
 def _take(arg, keep):
