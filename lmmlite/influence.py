@@ -156,7 +156,7 @@ def cooks_distance(x):
 
 
 # ---------------------------------------------------------------------- deletion
-@dataclass
+@dataclass(repr=False)
 class Influence:
     """Deletion diagnostics of an lmer fit (lme4's ``influence.merMod`` object).
 
@@ -191,6 +191,12 @@ class Influence:
     deleted: list
     converged: np.ndarray
     function_evals: np.ndarray
+
+    def __repr__(self):
+        what = "case" if self.groups == "case" else f"level of {self.groups}"
+        return (f"<Influence: {len(self.deleted)} refits, each without one {what}; "
+                f"{int(np.sum(~self.converged))} with optimizer warnings. "
+                "See cooks_distance(x), x.dfbeta(), x.dfbetas(), x.fixed_effects_deleted>")
 
     def dfbeta(self, which="fixed"):
         """Change of each estimate on deletion (lme4's ``dfbeta``): deleted minus full.

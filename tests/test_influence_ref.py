@@ -187,3 +187,8 @@ def test_weights_and_offset_given_as_arrays_are_deleted_with_their_rows():
     b = L.influence(by_value, groups="Subject", progress=False)
     np.testing.assert_allclose(b.fixed_effects_deleted, a.fixed_effects_deleted, rtol=1e-9)
     np.testing.assert_allclose(b.var_cov_comps_deleted, a.var_cov_comps_deleted, rtol=1e-7)
+
+
+def test_influence_prints_a_short_summary():
+    text = repr(deletion("pastes_nested", "group"))
+    assert text.startswith("<Influence: 10 refits, each without one level of batch;")
