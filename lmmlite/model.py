@@ -63,7 +63,18 @@ class LmerModel:
         """Minimize d(θ); returns the optimizer's result (OptResult)."""
         start = self.theta_start() if theta0 is None else theta0
         return optimize_theta(self.dev, start, self.dev.lower, method=optimizer,
-                              below=self.dev.below, grad_hess=self.dev.grad_hess)
+                              below=self.dev.below, grad_hess=self.dev.grad_hess,
+                              scale=self.theta_scale())
+
+    def theta_scale(self):
+        """θ's natural sizes: for θ in row i of T_k, 1 / the RMS of column i of Z_k
+        (a covariate measured in micro-units has θ a million times larger)."""
+        out = []
+        for b in self.design.blocks:
+            rms = np.sqrt(np.mean(b.X ** 2, axis=0))
+            rms[rms == 0] = 1.0
+            out += [1.0 / rms[i] for j in range(b.p) for i in range(j, b.p)]
+        return np.array(out)
 
     def refit(self, y=None, REML=None):
         """The same model with another response and/or criterion (unfitted)."""

@@ -24,6 +24,7 @@ bound) and ``checkConv`` (the scaled gradient and the Hessian at the optimum).
 
 import contextlib
 from dataclasses import dataclass
+from functools import partial
 import warnings
 
 import numpy as np
@@ -182,7 +183,7 @@ def _exact_newton(fun, grad_hess, theta, lower, fval):
     return theta, fval, derivs
 
 
-def _escape_boundary(f, theta, lower, fval, below=None):
+def _escape_boundary(f, theta, lower, fval, below=None, scale=None):
     """Probe into the interior from components at or near their bound.
 
     d(θ) depends on Λ through ΛΛ', so θ_i = 0 is always a stationary point in
@@ -190,14 +191,19 @@ def _escape_boundary(f, theta, lower, fval, below=None):
     stop although the interior holds a lower deviance.  Each such θ_i is moved
     to a few positive values, also with the signs of the entries below it in
     its column of T flipped (at θ_i = 0 their sign is arbitrary, so the local
-    method may have settled on the wrong one).  Returns a better start, or None.
+    method may have settled on the wrong one).  The probes are absolute, and also
+    relative to ``scale`` (θ_i's natural size, 1 / the RMS of its column of Z), so a
+    covariate on a scale of 1e6 is probed near 1e-6.  Returns a better start, or None.
     """
     best, best_val = None, fval
     near = np.isfinite(lower) & (theta < lower + SINGULAR_TOL)
     for i in np.flatnonzero(near):
         col = (below or {}).get(i, [])
         for flip in ([False, True] if col else [False]):
-            for step in (1e-3, 1e-2, 0.05, 0.2, 0.5, 1.0):
+            steps = [1e-3, 1e-2, 0.05, 0.2, 0.5, 1.0]
+            if scale is not None and not 0.1 < scale[i] < 10:
+                steps += [scale[i] * s for s in steps]
+            for step in steps:
                 cand = theta.copy()
                 cand[i] = lower[i] + step
                 if flip:
@@ -254,28 +260,35 @@ def _bobyqa(fun, theta0, lower, upper):
     return fun.best_x, fun.best_f
 
 
-def _lbfgsb(fun, theta0, lower, upper):
-    """L-BFGS-B with central-difference gradients and tight tolerances."""
-    bounds = [(lo if np.isfinite(lo) else None, hi if np.isfinite(hi) else None)
-              for lo, hi in zip(lower, upper)]
+def _lbfgsb(fun, theta0, lower, upper, scale=None):
+    """L-BFGS-B with central-difference gradients and tight tolerances.
+
+    With ``scale`` (θ's natural sizes) it works in φ = θ / scale, so that a covariate
+    measured in micro-units does not leave the problem badly conditioned.
+    """
+    s = np.ones(len(theta0)) if scale is None else np.asarray(scale, dtype=float)
+    bounds = [(lo / si if np.isfinite(lo) else None, hi / si if np.isfinite(hi) else None)
+              for lo, hi, si in zip(lower, upper, s)]
     with np.errstate(all="ignore"):  # differences of +inf (failed factorizations)
-        minimize(fun, np.asarray(theta0, dtype=float), method="L-BFGS-B", jac="3-point",
-                 bounds=bounds, options={"ftol": 1e-15, "gtol": 1e-9, "maxiter": 2000})
+        minimize(lambda phi: fun(phi * s), np.asarray(theta0, dtype=float) / s,
+                 method="L-BFGS-B", jac="3-point", bounds=bounds,
+                 options={"ftol": 1e-15, "gtol": 1e-9, "maxiter": 2000})
     return fun.best_x, fun.best_f
 
 
-def _to_exact_optimum(fun, local, theta, fval, lower, below=None, upper=None, grad_hess=None):
+def _to_exact_optimum(fun, local, theta, fval, lower, below=None, upper=None, grad_hess=None,
+                      scale=None):
     """Restart off the boundary while that lowers d, polish with Newton steps, and
     finish with exact-derivative Newton steps when ``grad_hess`` is given."""
     upper = np.full(len(lower), np.inf) if upper is None else upper
     for _ in range(4):
-        start = _escape_boundary(fun, theta, lower, fval, below)
+        start = _escape_boundary(fun, theta, lower, fval, below, scale)
         if start is None:
             break
         local(fun, np.minimum(start, upper), lower, upper)
         theta, fval = fun.best_x, fun.best_f
     theta, fval, converged = _polish(fun, theta, lower, fval, upper)
-    if not converged and local is not _lbfgsb:
+    if not converged and getattr(local, "func", local) is not _lbfgsb:
         # BOBYQA can stop on a flat ridge where Newton steps from a finite-difference
         # Hessian make no progress; a gradient method from there finishes the job
         _lbfgsb(fun, theta, lower, upper)
@@ -317,7 +330,7 @@ OPTIMIZERS = ("auto", "bobyqa", "lbfgsb", "nloptwrap")
 
 
 def optimize_theta(f, theta0, lower, method="auto", upper=None, below=None, checks=True,
-                   grad_hess=None):
+                   grad_hess=None, scale=None):
     """Minimize ``f`` from ``theta0`` under bounds: the one optimizer entry point.
 
     lmer, the profiles of confint and the bootstrap refits all call this, so
@@ -367,14 +380,18 @@ def optimize_theta(f, theta0, lower, method="auto", upper=None, below=None, chec
     if len(theta0) == 0:        # nothing to optimize (e.g. a profile of a one-parameter model)
         return OptResult(theta=theta0, value=fun(theta0), nfev=1, singular=False,
                          messages=[], method=method)
-    local = _lbfgsb if method == "lbfgsb" else _bobyqa
+    local = partial(_lbfgsb, scale=scale) if method == "lbfgsb" else _bobyqa
     theta, fval = local(fun, theta0, lower, upper)
+    if method == "lbfgsb" and scale is not None and np.any((scale < 0.1) | (scale > 10)):
+        # a badly scaled covariate: also start from T at its natural size, diag(scale)
+        theta, fval = local(fun, np.clip(theta0 * scale, lower, upper), lower, upper)
     if theta is None:
         raise LmmError("the profiled deviance could not be evaluated at any θ tried "
                        "(the model matrices are numerically degenerate); check the data "
                        "for constant or duplicated columns")
     if method != "nloptwrap":
-        theta, fval = _to_exact_optimum(fun, local, theta, fval, lower, below, upper, grad_hess)
+        theta, fval = _to_exact_optimum(fun, local, theta, fval, lower, below, upper, grad_hess,
+                                        scale)
     if not checks:
         return OptResult(theta=theta, value=fval, nfev=fun.n, method=method, messages=[],
                          singular=bool(np.any(np.isfinite(lower) & (theta < lower + SINGULAR_TOL))))
