@@ -30,8 +30,13 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 # Execution errors fail the build (nb_execution_raise_on_error in _config.yml).
+# scripts/prerun_book.py first executes the chapters in parallel into the build's cache
+# (kernel chatter to _build/prerun.log); a chapter that fails there is run again, and
+# reported, by the build itself.
 book: venv
 	@start=$$(date +%s); \
+	mkdir -p _build; \
+	$(PY) scripts/prerun_book.py 2> _build/prerun.log; \
 	$(JB) build . --builder html || exit 1; \
 	echo "book built in $$(( $$(date +%s) - start )) s: _build/html/index.html"
 
@@ -43,6 +48,7 @@ test: venv
 
 bench: venv
 	$(PY) benchmarks/run.py
+	$(PY) benchmarks/glmer_bench.py
 
 clean:
 	rm -rf _build notebooks .pytest_cache

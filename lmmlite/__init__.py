@@ -10,6 +10,8 @@ from .datasets import datasets, load
 from .errors import ConvergenceWarning, FormulaError, LmmError, SingularFitWarning
 from .lm import lm
 from .lmer import lmer
+from .glmer import glmer
+from .family import binomial, poisson
 from .anova import anova
 from .confint import confint
 from .design import model_matrix
@@ -94,7 +96,7 @@ def isSingular(fit):
     return bool(fit.singular)
 
 
-__all__ = ["lm", "lmer", "anova", "confint", "fixef", "ranef", "coef", "vcov", "VarCorr",
+__all__ = ["lm", "lmer", "glmer", "binomial", "poisson", "anova", "confint", "fixef", "ranef", "coef", "vcov", "VarCorr",
            "sigma", "nobs", "logLik", "AIC", "BIC", "deviance", "df_residual", "fitted",
            "residuals", "isSingular", "model_matrix", "load", "datasets",
            "hatvalues", "influence", "cooks_distance",

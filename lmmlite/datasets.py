@@ -13,6 +13,8 @@ _FACTORS = {
     "sleepstudy_sex": ["Subject", "sex"],
     "clinics_nested": ["region", "clinic"],
     "clinics_crossed": ["clinic", "doctor"],
+    "cbpp": ["herd", "period"],
+    "grouseticks": ["INDEX", "BROOD", "YEAR", "LOCATION"],
 }
 
 

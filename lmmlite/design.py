@@ -272,8 +272,12 @@ def lme4_order(nlevels):
     return list(reversed(sorted(range(k), key=lambda i: nlevels[i])))
 
 
-def random_blocks(spec, frame):
-    """Build the random-effects blocks, in lme4's order."""
+def random_blocks(spec, frame, glmer=False):
+    """Build the random-effects blocks, in lme4's order.
+
+    With ``glmer`` the checks are glmer's (lme4's glFormula: ``allow.n = TRUE``, and
+    ``check.nobs.vs.nRE = "ignore"``): an observation-level random effect is allowed.
+    """
     blocks = []
     for rt in spec.random:
         levels, codes = group_codes(rt.group, frame)
@@ -282,14 +286,14 @@ def random_blocks(spec, frame):
             raise LmmError(f"grouping factor '{name}' has only {len(levels)} level; "
                            "a random effect needs at least 2 levels (lme4: "
                            "'grouping factors must have > 1 sampled level')")
-        if len(levels) >= frame.nobs:
+        if len(levels) > frame.nobs or (len(levels) == frame.nobs and not glmer):
             raise LmmError(f"grouping factor '{name}' has {len(levels)} levels for "
                            f"{frame.nobs} observations; the number of levels of each "
                            "grouping factor must be < number of observations, "
                            "otherwise the random effect cannot be told from the residual")
         X, cnames, _, _ = term_matrix(rt.intercept, list(rt.terms), frame)
         nre = len(levels) * X.shape[1]
-        if frame.nobs <= nre:  # lme4's check.nobs.vs.nRE ("stop" by default)
+        if frame.nobs <= nre and not glmer:  # lme4's check.nobs.vs.nRE ("stop" by default)
             raise LmmError(f"number of observations (={frame.nobs}) <= number of random "
                            f"effects (={nre}) for term {rt.text}; the random-effects "
                            "parameters and the residual variance are probably unidentifiable")
@@ -321,6 +325,7 @@ class Design:
     blocks: list = field(default_factory=list)
     weights: np.ndarray = None
     offset: np.ndarray = None
+    response: object = None     # the response as evaluated (glmer: may be a Factor or Matrix)
 
     @property
     def nobs(self):
@@ -375,8 +380,11 @@ class Design:
 
 
 def build_design(spec, data, weights=None, offset=None, contrasts=None,
-                 drop_unused_levels=True, quiet_rank=False):
-    """The :class:`Design` of a parsed formula on data (frame, X, random blocks)."""
+                 drop_unused_levels=True, quiet_rank=False, glm_response=False):
+    """The :class:`Design` of a parsed formula on data (frame, X, random blocks).
+
+    With ``glm_response`` (glmer) the response may be a factor or a matrix such as
+    ``cbind(s, f)``: it is kept as evaluated in ``Design.response`` (``y`` is then NaN)."""
     if contrasts is not None:
         if not isinstance(contrasts, dict):
             raise LmmError("contrasts must be a dict such as {'f': 'contr.sum'}")
@@ -384,7 +392,7 @@ def build_design(spec, data, weights=None, offset=None, contrasts=None,
             if kind not in ("contr.treatment", "contr.sum", "contr.helmert", "contr.poly"):
                 raise LmmError(f"unknown contrasts '{kind}' for '{name}'; use contr.treatment, "
                                "contr.sum, contr.helmert or contr.poly")
-    frame = model_frame(spec, data, weights, offset, drop_unused_levels)
+    frame = model_frame(spec, data, weights, offset, drop_unused_levels, glm_response)
     if contrasts:
         for name in contrasts:
             if name not in frame.columns or not frame.is_factor(name):
@@ -392,14 +400,17 @@ def build_design(spec, data, weights=None, offset=None, contrasts=None,
     Xfull, names, assign, used = term_matrix(spec.intercept, spec.terms, frame, contrasts)
     keep, dropped = drop_rank_deficient(Xfull, names, quiet=quiet_rank)
     y = frame.columns[spec.response] if spec.response else np.full(frame.nobs, np.nan)
-    if isinstance(y, Matrix):
+    response = y
+    if isinstance(y, (Matrix, Factor)) and glm_response:
+        y = np.full(frame.nobs, np.nan)
+    elif isinstance(y, Matrix):
         raise LmmError(f"the response '{spec.response}' must be one column")
-    blocks = random_blocks(spec, frame) if spec.random else []
+    blocks = random_blocks(spec, frame, glm_response) if spec.random else []
     return Design(spec=spec, frame=frame, y=np.asarray(y, dtype=float), X=Xfull[:, keep],
                   xnames=[names[j] for j in keep], assign=[assign[j] for j in keep],
                   dropped=dropped, full_names=names, keep=keep, contrasts=used,
                   contrasts_arg=dict(contrasts or {}), blocks=blocks,
-                  weights=frame.weights, offset=frame.offset)
+                  weights=frame.weights, offset=frame.offset, response=response)
 
 
 def model_matrix(formula, data, contrasts=None):

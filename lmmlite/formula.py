@@ -35,7 +35,7 @@ from .errors import FormulaError
 # the functions a formula may call (evaluated in transforms.py)
 FUNCTIONS = ("abs", "ceiling", "cos", "exp", "expm1", "floor", "log", "log10", "log1p",
              "log2", "sin", "sqrt", "tan", "I", "scale", "poly", "factor", "as.factor",
-             "ordered", "C", "offset")
+             "ordered", "C", "offset", "cbind")
 
 
 # -- the expression tree ---------------------------------------------------------------

@@ -83,14 +83,19 @@ def evaluate(spec, data, state=None, group_factors=True):
     return raw, ev
 
 
-def model_frame(spec, data, weights=None, offset=None, drop_unused_levels=True):
-    """Build the :class:`Frame` for a parsed formula ``spec`` and a DataFrame."""
+def model_frame(spec, data, weights=None, offset=None, drop_unused_levels=True,
+                glm_response=False):
+    """Build the :class:`Frame` for a parsed formula ``spec`` and a DataFrame.
+
+    With ``glm_response`` the response may also be a factor or a matrix
+    (glmer's binomial responses); the family checks it.
+    """
     if not isinstance(data, pd.DataFrame):
         raise LmmError(f"data must be a pandas DataFrame, not {type(data).__name__}")
     if len(data) == 0:
         raise LmmError("the data has no rows")
     raw, ev = evaluate(spec, data)
-    if spec.response is not None and isinstance(raw[spec.response], Factor):
+    if spec.response is not None and isinstance(raw[spec.response], Factor) and not glm_response:
         y = data[spec.response] if spec.response in data else raw[spec.response].values
         raise LmmError(f"the response '{spec.response}' must be numeric "
                        f"(it has type {getattr(y, 'dtype', 'factor')}); convert it, "

@@ -135,7 +135,7 @@ _ARITH = {"+": np.add, "-": np.subtract, "*": np.multiply, "/": np.divide, "^": 
           "<": np.less, ">": np.greater, "<=": np.less_equal, ">=": np.greater_equal}
 _CONSTANTS = {"pi": np.pi, "TRUE": True, "FALSE": False, "T": True, "F": False}
 assert set(_MATH) | {"I", "scale", "poly", "factor", "as.factor", "ordered", "C",
-                     "offset"} == set(FUNCTIONS)
+                     "offset", "cbind"} == set(FUNCTIONS)
 
 
 class Evaluator:
@@ -270,6 +270,13 @@ class Evaluator:
             return self._factor(label, series, ordered=f == "ordered")
         if f == "C":
             return self._contrast_call(node, label)
+        if f == "cbind":
+            # a binomial response cbind(successes, failures): a matrix, one column per argument
+            if len(node.args) < 2 or node.kwargs:
+                raise LmmError(f"cbind() needs two columns, e.g. cbind(successes, failures): {label}")
+            cols = [np.broadcast_to(np.asarray(self._arith_operand(a, label), dtype=float),
+                                    (self.n,)) for a in node.args]
+            return Matrix(np.column_stack(cols), [deparse_node(a) for a in node.args])
         raise LmmError(f"function '{f}' is not supported in formulas ({label})")
 
     def _kwarg(self, node, name, position, default):

@@ -1,0 +1,215 @@
+"""GLM families for glmer: the binomial (logit, probit, cloglog) and Poisson (log).
+
+Each :class:`Family` holds what R's family objects hold (McCullagh & Nelder
+1989, ch. 2; R's ``binomial()`` and ``poisson()``):
+
+* the link g and its inverse: η = g(μ), μ = g⁻¹(η), and dμ/dη (``mu_eta``);
+* the variance function V(μ): μ(1 - μ) for the binomial proportion, μ for counts;
+* the unit deviances d_i (``dev_resids``), whose sum is the deviance and whose
+  signed square roots are the deviance residuals;
+* ``aic(y, n, mu, wt)``: -2 log-likelihood, the term lme4's Laplace objective
+  adds to log|L|² + ‖u‖² (Bates et al. 2015, JSS 67(1); lme4's glmer
+  vignette). For the binomial it includes the binomial coefficients, with the
+  number of trials as R takes it (the prior weights for a proportion).
+
+The response of a binomial family is the proportion y = successes / trials
+with prior weights wt = trials; a 0/1 response has trials 1.
+"""
+
+from dataclasses import dataclass
+
+import numpy as np
+from scipy import special, stats
+
+from .errors import LmmError
+
+EPS = np.finfo(float).eps
+
+
+def _ylogy(y, mu):
+    """y log(y / mu), 0 where y = 0 (R's y_log_y)."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where(y > 0, y * np.log(np.where(y > 0, y, 1.0) / mu), 0.0)
+
+
+# -- links ---------------------------------------------------------------------------------------
+class Link:
+    """A link function: ``linkfun`` g, ``linkinv`` g⁻¹ and ``mu_eta`` = dμ/dη."""
+
+    name = None
+
+    def __repr__(self):
+        return f"Link({self.name!r})"
+
+
+class Logit(Link):
+    name = "logit"
+
+    def linkfun(self, mu):
+        return special.logit(mu)
+
+    def linkinv(self, eta):
+        return special.expit(eta)
+
+    def mu_eta(self, eta):
+        # dμ/dη = μ(1 - μ) = e^{-|η|} / (1 + e^{-|η|})², stable for large |η|
+        e = np.exp(-np.abs(eta))
+        return e / (1.0 + e) ** 2
+
+
+class Probit(Link):
+    name = "probit"
+
+    def linkfun(self, mu):
+        return special.ndtri(mu)
+
+    def linkinv(self, eta):
+        return special.ndtr(eta)
+
+    def mu_eta(self, eta):
+        return np.maximum(stats.norm.pdf(eta), EPS)
+
+
+class Cloglog(Link):
+    name = "cloglog"
+
+    def linkfun(self, mu):
+        return np.log(-np.log1p(-mu))
+
+    def linkinv(self, eta):
+        # μ = 1 - exp(-exp(η)), kept inside (ε, 1 - ε) as R's binomial(cloglog)
+        return np.clip(-np.expm1(-np.exp(eta)), EPS, 1 - EPS)
+
+    def mu_eta(self, eta):
+        eta = np.minimum(eta, 700.0)
+        return np.maximum(np.exp(eta) * np.exp(-np.exp(eta)), EPS)
+
+
+class Log(Link):
+    name = "log"
+
+    def linkfun(self, mu):
+        return np.log(mu)
+
+    def linkinv(self, eta):
+        return np.maximum(np.exp(eta), EPS)
+
+    def mu_eta(self, eta):
+        return np.maximum(np.exp(eta), EPS)
+
+
+LINKS = {"logit": Logit, "probit": Probit, "cloglog": Cloglog, "log": Log}
+
+
+# -- families ------------------------------------------------------------------------------------
+@dataclass
+class Family:
+    """A GLM family with its link: ``binomial()`` or ``poisson()``."""
+
+    name: str
+    link: Link
+
+    def linkfun(self, mu):
+        return self.link.linkfun(mu)
+
+    def linkinv(self, eta):
+        return self.link.linkinv(eta)
+
+    def mu_eta(self, eta):
+        return self.link.mu_eta(eta)
+
+    @property
+    def canonical(self):
+        return (self.name, self.link.name) in (("binomial", "logit"), ("poisson", "log"))
+
+    def __repr__(self):
+        return f"\nFamily: {self.name} \nLink function: {self.link.name} \n"
+
+
+class Binomial(Family):
+    """The binomial family for a proportion y with prior weights wt (the trials)."""
+
+    def variance(self, mu):
+        return mu * (1.0 - mu)
+
+    def dev_resids(self, y, mu, wt):
+        """Unit deviances 2 wt (y log(y/μ) + (1 - y) log((1 - y)/(1 - μ)))."""
+        return 2.0 * wt * (_ylogy(y, mu) + _ylogy(1.0 - y, 1.0 - mu))
+
+    def aic(self, y, n, mu, wt):
+        """-2 Σ (wt/m) log C(m, m y) μ^{my} (1-μ)^{m(1-y)}, m the trials (R's binomial()$aic)."""
+        m = n if np.any(n > 1) else wt
+        k, size = np.round(m * y), np.round(m)
+        with np.errstate(divide="ignore"):
+            logp = stats.binom.logpmf(k, size, mu)
+        scale = np.where(m > 0, wt / np.where(m > 0, m, 1.0), 0.0)
+        return float(-2.0 * np.sum(scale * logp))
+
+    def mu_start(self, y, wt):
+        """R's binomial initialize: μ₀ = (wt y + 1/2) / (wt + 1)."""
+        return (wt * y + 0.5) / (wt + 1.0)
+
+    def valid_mu(self, mu):
+        return np.clip(mu, EPS, 1 - EPS)
+
+
+class Poisson(Family):
+    """The Poisson family for counts y (prior weights wt multiply the log-likelihood)."""
+
+    def variance(self, mu):
+        return mu
+
+    def dev_resids(self, y, mu, wt):
+        """Unit deviances 2 wt (y log(y/μ) - (y - μ))."""
+        return 2.0 * wt * (_ylogy(y, mu) - (y - mu))
+
+    def aic(self, y, n, mu, wt):
+        """-2 Σ wt log(μ^y e^{-μ} / y!) (R's poisson()$aic)."""
+        return float(-2.0 * np.sum(stats.poisson.logpmf(y, mu) * wt))
+
+    def mu_start(self, y, wt):
+        """R's poisson initialize: μ₀ = y + 0.1."""
+        return y + 0.1
+
+    def valid_mu(self, mu):
+        return np.maximum(mu, EPS)
+
+
+def _make(cls, name, link, allowed):
+    if isinstance(link, Link):
+        link = link.name
+    if link not in allowed:
+        raise LmmError(f"link '{link}' is not available for the {name} family in lmmlite; "
+                       f"use one of {', '.join(allowed)}")
+    return cls(name, LINKS[link]())
+
+
+def binomial(link="logit"):
+    """R's ``binomial(link = "logit")``: links logit, probit and cloglog."""
+    return _make(Binomial, "binomial", link, ("logit", "probit", "cloglog"))
+
+
+def poisson(link="log"):
+    """R's ``poisson(link = "log")``."""
+    return _make(Poisson, "poisson", link, ("log",))
+
+
+def as_family(family):
+    """A :class:`Family` from a family object, its name ("binomial", "poisson") or a
+    factory (``lmmlite.binomial``)."""
+    if isinstance(family, Family):
+        return family
+    if callable(family) and family in (binomial, poisson):
+        return family()
+    if isinstance(family, str):
+        if family == "binomial":
+            return binomial()
+        if family == "poisson":
+            return poisson()
+        raise LmmError(f"family '{family}' is not supported by glmer in lmmlite; "
+                       "use 'binomial' or 'poisson' (for a normal response use lmer)")
+    raise LmmError(f"family must be 'binomial', 'poisson' or a family object such as "
+                   f"lmmlite.binomial(link='probit'), not {family!r}")
+
+
+__all__ = ["Family", "Binomial", "Poisson", "binomial", "poisson", "as_family", "LINKS"]
