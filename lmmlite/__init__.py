@@ -21,6 +21,7 @@ from .lsmeans import difflsmeans, emmeans, ls_means
 from .r2 import icc, r2
 from .ranova import ranova
 from .simulate import pbmodcomp, simulate
+from .influence import cooks_distance, hatvalues, influence
 
 __version__ = "0.1.0"
 
@@ -106,4 +107,5 @@ __all__ = ["lm", "lmer", "glmer", "binomial", "poisson", "anova", "confint", "fi
            "residuals", "isSingular", "model_matrix", "load", "datasets",
            "ranova", "drop1", "contest", "ls_means", "difflsmeans", "emmeans", "icc", "r2",
            "simulate", "pbmodcomp",
+           "hatvalues", "influence", "cooks_distance",
            "LmmError", "FormulaError", "ConvergenceWarning", "SingularFitWarning"]

@@ -136,15 +136,17 @@ class _Profiler:
         return out
 
 
-def _profile_ci(fit, names, level):
-    z = stats.norm.ppf(1 - (1 - level) / 2)
-    pr = _Profiler(fit)
-    nvp = len(pr.vp)
-    rows = {}
+def profile_parameters(pr, fit, names=None):
+    """For each parameter to profile: (name, ζ function, estimate, step, lower, upper bound).
+
+    ``pr`` is the fit's profiler; ``names`` restricts the parameters (default all).
+    The step is the first distance tried from the estimate (confint, plot_profile).
+    """
+    out = []
     allnames = param_names(fit) + list(fit.fixef.index)
-    for w in range(nvp):
+    for w in range(len(pr.vp)):
         nm = allnames[w]
-        if nm not in names:
+        if names is not None and nm not in names:
             continue
         est = pr.vp[w]
         lo, hi = pr.lower[w], pr.upper[w]
@@ -154,13 +156,20 @@ def _profile_ci(fit, names, level):
             scale = 0.1 * (1 - abs(est)) + 1e-3
         else:
             scale = 0.25 * est
-        rows[nm] = pr.interval(lambda x: pr.zeta_vp(w, x), est, scale, lo, hi, z)
+        out.append((nm, lambda x, w=w: pr.zeta_vp(w, x), est, scale, lo, hi))
     for j, nm in enumerate(fit.fixef.index):
-        if nm not in names:
+        if names is not None and nm not in names:
             continue
-        rows[nm] = pr.interval(lambda b: pr.zeta_beta(j, b), pr.beta[j], pr.se[j],
-                               -np.inf, np.inf, z)
-    return rows
+        out.append((nm, lambda b, j=j: pr.zeta_beta(j, b), pr.beta[j], pr.se[j],
+                    -np.inf, np.inf))
+    return out
+
+
+def _profile_ci(fit, names, level):
+    z = stats.norm.ppf(1 - (1 - level) / 2)
+    pr = _Profiler(fit)
+    return {nm: pr.interval(zeta, est, scale, lo, hi, z)
+            for nm, zeta, est, scale, lo, hi in profile_parameters(pr, fit, names)}
 
 
 def _wald_ci(fit, level):

@@ -8,7 +8,8 @@ For every page:
 * no console errors, uncaught exceptions or failed loads;
 * no request leaves 127.0.0.1 (the book must work offline: no CDN);
 * every math element of the source was typeset by MathJax (SVG output);
-* every ``<img>`` loaded (``naturalWidth > 0``);
+* every ``<img>`` loaded (``naturalWidth > 0``), and the pages of ``FIGURES``
+  show exactly that many figures (images at least 200 px wide in cell outputs);
 * a screenshot is saved to ``_build/screenshots/``.
 
 Skipped when Chromium or the built book is missing; fails instead when
@@ -36,6 +37,8 @@ HTML = ROOT / "_build" / "html"
 SHOTS = ROOT / "_build" / "screenshots"
 CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
 TIMEOUT = 60.0
+# pages whose figures must all be there: the number of matplotlib figures they draw
+FIGURES = {"chapters/05b-checking.html": 12}
 
 
 def _pages() -> list[str]:
@@ -180,6 +183,8 @@ _CHECKS = """
                   .map(m => m.textContent.slice(0, 60)),
     mathjax: !!(window.MathJax && MathJax.version),
     images: document.images.length,
+    figures: Array.from(document.images).filter(i => i.naturalWidth >= 200 &&
+        i.closest('.cell_output')).length,
     broken: Array.from(document.images).filter(i => !(i.complete && i.naturalWidth > 0))
                  .map(i => i.src),
   };
@@ -262,3 +267,6 @@ def test_page_renders(page, server, browser):
         assert info["typeset"] >= info["math"], info
         assert info["merror"] == 0, f"{page}: MathJax errors in {info['merror']} formulas"
     assert not info["broken"], f"{page}: images not loaded: {info['broken']}"
+    if page in FIGURES:
+        assert info["figures"] == FIGURES[page], \
+            f"{page}: {info['figures']} figures in cell outputs, expected {FIGURES[page]}"
