@@ -24,6 +24,7 @@ from .design import term_matrix
 from .errors import LmmError, message
 from .fit import FitBase
 from .inference import contestMD
+from .transforms import Factor
 
 REFIT_MESSAGE = "refitting model(s) with ML (instead of REML)"
 
@@ -407,7 +408,6 @@ class _TreatmentView:
     def __init__(self, fit):
         import dataclasses
         from types import SimpleNamespace
-        from .transforms import Factor
         frame = fit.frame
         cols = {v: (dataclasses.replace(c, contrasts="contr.treatment", from_call=False)
                     if isinstance(c, Factor) else c) for v, c in frame.columns.items()}

@@ -34,6 +34,7 @@ from .errors import LmmError, message
 from .fit import FitBase
 from .optimize import optimize_theta
 from .printing import format_scalar
+from .simulate import draw_responses
 
 
 def param_names(fit):
@@ -199,7 +200,6 @@ def bootstrap(fit, nsim=500, seed=None, progress=True):
     ``fit.model.refit(y=...).optimize()`` (lmer's optimizer, run to the exact
     optimum). A failed refit leaves a row of NaN.
     """
-    from .simulate import draw_responses
     rng = np.random.default_rng(seed)
     n, p = fit.nobs, len(fit.fixef)
     method = _exact_method(fit)

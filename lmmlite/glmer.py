@@ -25,6 +25,7 @@ from .glmm import GlmerModel, check_model, deriv12
 from .call import make_call
 from .optimize import _at_bound, blas_single_thread, check_convergence, optimize_theta
 from .transforms import Factor, Matrix
+from .glmer_fit import GlmerFit
 
 HESSIAN_MAX_NOBS = 10_000   # lme4's calc.derivs default: derivatives only below this size
 
@@ -101,7 +102,6 @@ def glmer(formula, data, family="binomial", nAGQ=1, weights=None, offset=None,
     -------
     GlmerFit
     """
-    from .glmer_fit import GlmerFit
     call = make_call(data, weights, offset)
     fam = as_family(family)
     if not isinstance(nAGQ, (int, np.integer)) or nAGQ < 0 or nAGQ > 25:

@@ -22,6 +22,10 @@ from .deviance import Zb
 from .fit import FitBase
 from .predict import predict_lmer
 from .results import LmerFit, NamedVector
+from .errors import LmmError
+from .glmer_summary import GlmerSummary
+from .glmer_summary import wald_confint
+from .glmer_summary import format_glmer_short
 
 
 class GlmerFit(FitBase):
@@ -159,14 +163,12 @@ class GlmerFit(FitBase):
         elif type == "working":
             r = (y - mu) / m.family.mu_eta(self._state.eta)
         else:
-            from .errors import LmmError
             raise LmmError(f"type must be 'deviance', 'pearson', 'response' or 'working', "
                            f"not {type!r}")
         return pd.Series(r, index=self.frame.row_index)
 
     def predict(self, newdata=None, re_form=None, type="link", allow_new_levels=False):
         """lme4's ``predict``: on the link scale (``type="link"``) or the response scale."""
-        from .errors import LmmError
         if type not in ("link", "response"):
             raise LmmError(f"type must be 'link' or 'response', not {type!r}")
         eta = predict_lmer(self, newdata, re_form, allow_new_levels)
@@ -179,18 +181,14 @@ class GlmerFit(FitBase):
 
     def summary(self):
         """lme4's ``summary(glmer)``, printed as lme4 prints it."""
-        from .glmer_summary import GlmerSummary
         return GlmerSummary(self)
 
     def confint(self, level=0.95, method="Wald"):
         """Wald intervals for the fixed effects (lme4's ``confint(method = "Wald")``;
         the variance parameters' rows are NaN, as lme4's)."""
-        from .glmer_summary import wald_confint
         if method != "Wald":
-            from .errors import LmmError
             raise LmmError("only method='Wald' is available for glmer fits in lmmlite")
         return wald_confint(self, level)
 
     def __repr__(self):
-        from .glmer_summary import format_glmer_short
         return format_glmer_short(self)

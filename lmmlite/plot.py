@@ -29,6 +29,8 @@ from scipy import interpolate, stats
 
 from .errors import LmmError, MissingDependencyError
 from .fit import FitBase
+from .influence import hatvalues
+from .confint import _Profiler, profile_parameters
 
 
 _FIGURE = []
@@ -189,7 +191,6 @@ def plot_diagnostics(fit, group=None, data=None, which=(1, 2, 3, 4)):
 def _by_group(ax, fit, r, rs, grouping):
     """Panel 4: boxplots of the residuals per group (residuals vs leverage without a group)."""
     if grouping is None:
-        from .influence import hatvalues
         ax.scatter(hatvalues(fit).to_numpy(), rs, s=12, color="0.25")
         ax.axhline(0, color="C3", lw=1)
         ax.set(xlabel="leverage", ylabel="scaled residual", title="Residuals vs leverage")
@@ -297,7 +298,6 @@ def profile_zeta(fit, parm=None, alphamax=0.01, npts=6):
     in ``confint(method="profile")`` (a bound if not reached), and ζ is
     evaluated at ``npts`` points on each side of the estimate (ζ = 0 there).
     """
-    from .confint import _Profiler, profile_parameters
     _check(fit, mixed=True)
     zmax = stats.norm.ppf(1 - alphamax / 2)
     names = None if parm is None else ([parm] if isinstance(parm, str) else list(parm))

@@ -11,6 +11,7 @@ when ``allow_new_levels``; otherwise it is an error naming the levels.
 
 import numpy as np
 import pandas as pd
+from scipy import stats
 
 from .design import term_matrix
 from .errors import LmmError
@@ -108,7 +109,6 @@ def population_se(fit, newdata=None, se_fit=True, interval=None, level=0.95):
     interval does; for small samples emmeans's intervals with Satterthwaite or
     Kenward-Roger df are wider. Returns a DataFrame (fit, se_fit[, lwr, upr]).
     """
-    from scipy import stats
     if interval not in (None, "confidence"):
         raise LmmError(f"interval must be None or 'confidence', not {interval!r} "
                        "(prediction intervals of a mixed model need the random effects' "

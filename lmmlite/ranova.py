@@ -23,6 +23,8 @@ from scipy import stats
 
 from .anova import AnovaTable, print_anova
 from .errors import LmmError
+from .lm import lm
+from .lmer import lmer
 
 
 def random_text(rt):
@@ -81,8 +83,6 @@ def _dedup(random):
 
 def _refit(fit, random):
     """The fit's model with other random terms, fitted by the same criterion."""
-    from .lm import lm
-    from .lmer import lmer
     formula = _formula(fit.spec, random)
     w, off = fit.call.weights, fit.call.offset
     if random:

@@ -28,6 +28,7 @@ from .deviance import Zb
 from .errors import LmmError, message
 from .optimize import blas_single_thread
 from .predict import _selected_columns
+from .printing import print_coefmat
 
 SLOW = 5.0   # seconds: a bootstrap expected to take longer shows a progress bar
 ZERO_LRT = 1e-6   # simulated LRTs below this are boundary refits: 0
@@ -133,7 +134,6 @@ class PBModComp:
 
     def __str__(self):
         """As pbkrtest prints it: extremes and used samples count the positive LRT*."""
-        from .printing import print_coefmat
         ref = self.ref[np.isfinite(self.ref)]
         pos = ref[ref > ZERO_LRT]
         extremes = int(np.sum(pos > self.test.loc["LRT", "stat"]))
