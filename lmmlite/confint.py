@@ -22,7 +22,6 @@ sd, cor, ..., sd; then the residual sd) followed by the fixed effects.
   package (Davison & Hinkley 1997, eq. 5.8).
 """
 
-import sys
 import warnings
 
 import numpy as np
@@ -30,7 +29,7 @@ import pandas as pd
 from scipy import optimize, stats
 
 from .deviance import Deviance
-from .errors import LmmError, message
+from .errors import LmmError, message, progress_bar
 from .fit import FitBase
 from .optimize import optimize_theta
 from .printing import format_scalar
@@ -182,15 +181,6 @@ def _wald_ci(fit, level):
     return rows
 
 
-def _progress(i, total, width=50):
-    """A text progress bar on stderr, redrawn in place (as lme4's bootMer)."""
-    done = int(width * i / total)
-    sys.stderr.write("\r|" + "=" * done + " " * (width - done) + f"| {100 * i // total:3d}%")
-    if i == total:
-        sys.stderr.write("\n")
-    sys.stderr.flush()
-
-
 def bootstrap(fit, nsim=500, seed=None, progress=True):
     """Parametric bootstrap replicates of (sd/cor parameters, σ, β), an nsim x k array.
 
@@ -217,7 +207,7 @@ def bootstrap(fit, nsim=500, seed=None, progress=True):
         except (np.linalg.LinAlgError, ValueError):
             pass
         if progress:
-            _progress(s + 1, nsim)
+            progress_bar(s + 1, nsim)
     return out
 
 

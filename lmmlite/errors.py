@@ -64,3 +64,12 @@ def message(text):
     ``logging.getLogger("lmmlite").setLevel(logging.WARNING)``.
     """
     logger.info(text)
+
+
+def progress_bar(i, total, width=50):
+    """A text progress bar on stderr, redrawn in place (as lme4's bootMer)."""
+    done = int(width * i / total)
+    sys.stderr.write("\r|" + "=" * done + " " * (width - done) + f"| {100 * i // total:3d}%")
+    if i == total:
+        sys.stderr.write("\n")
+    sys.stderr.flush()

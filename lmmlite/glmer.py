@@ -17,6 +17,7 @@ import warnings
 
 import numpy as np
 
+from .agq import AGQModel
 from .design import build_design, check_scale
 from .errors import LmmError, SingularFitWarning
 from .family import as_family
@@ -119,7 +120,6 @@ def glmer(formula, data, family="binomial", nAGQ=1, weights=None, offset=None,
         y, n, wt = glm_response(design, fam)
         model = GlmerModel(design, fam, y, n, wt)
         if nAGQ > 1:
-            from .agq import AGQModel
             model = AGQModel(design, fam, y, n, wt, nAGQ)
         stage1, stage2, hessian = fit_stages(model, nAGQ, optimizer)
     for msg in stage2.messages:

@@ -40,9 +40,8 @@ import pandas as pd
 import scipy.linalg as sla
 import scipy.sparse as sp
 
-from .confint import _progress
 from .design import build_design
-from .errors import LmmError
+from .errors import LmmError, progress_bar
 from .fit import FitBase
 from .model import LmerModel
 from .optimize import blas_single_thread
@@ -293,7 +292,7 @@ def influence(fit, groups=None, progress=None):
         if progress is None and not show and k + 1 < len(units):
             show = (time.perf_counter() - t0) * len(units) / (k + 1) > PROGRESS_AFTER
         if show:
-            _progress(k + 1, len(units))
+            progress_bar(k + 1, len(units))
     index = pd.Index(units, name=name)
     full_vc = var_cov_comps(fit)
     return Influence(

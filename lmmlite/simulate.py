@@ -25,7 +25,7 @@ import pandas as pd
 from scipy import stats
 
 from .deviance import Zb
-from .errors import LmmError, message
+from .errors import LmmError, message, progress_bar
 from .optimize import blas_single_thread
 from .predict import _selected_columns
 from .printing import print_coefmat
@@ -108,8 +108,7 @@ class Progress:
             self.show = (time.perf_counter() - self.t0) * self.total > SLOW
         step = max(1, self.total // self.width)
         if self.show and (i % step == 0 or i == self.total):
-            from .confint import _progress
-            _progress(i, self.total, self.width)
+            progress_bar(i, self.total, self.width)
 
 
 def refit_deviance(model, y, theta0, method):
