@@ -14,7 +14,7 @@ from scipy import stats
 
 from . import printing as P
 from .deparse_lines import formula_line
-from .summary import DIGITS, _fixef_corr, _gap_vector, _groups_line, cat_fill
+from .summary import DIGITS, cat_fill, effects_lines, gap_vector, groups_line
 
 
 def method_title(fit):
@@ -85,15 +85,7 @@ class GlmerSummary:
         out += [_aic_block(fit), ""]
         out += ["Scaled residuals: ",
                 P.format_quantiles(fit.residuals(type="pearson").to_numpy(), DIGITS), ""]
-        out += ["Random effects:", P.format_varcorr(_varcorr_rows(fit), DIGITS), _groups_line(fit)]
-        if len(fit.fixef):
-            out += ["", "Fixed effects:", P.print_coefmat(self.coefficients, digits=DIGITS)]
-            p = len(fit.fixef)
-            if 1 < p <= 12:
-                out += ["", "Correlation of Fixed Effects:",
-                        P.format_fixef_corr(_fixef_corr(fit), list(fit.fixef.index))]
-            elif p > 12:
-                out += ["", f"Correlation matrix not shown by default, as p = {p} > 12."]
+        out += effects_lines(fit, _varcorr_rows(fit), self.coefficients)
         if fit.messages:
             out += [f"optimizer ({fit.opt.method}) convergence code: 0 (OK)"] + list(fit.messages)
         return "\n".join(out) + "\n"
@@ -108,8 +100,8 @@ def format_glmer_short(fit):
     out += _call_lines(fit)
     out.append(_aic_block(fit, digits=4))
     rows = [{k: v for k, v in r.items() if k != "variance"} for r in _varcorr_rows(fit)]
-    out += ["Random effects:", P.format_varcorr(rows, 4, comp=("Std.Dev.",)), _groups_line(fit),
-            "Fixed Effects:", _gap_vector(fit.fixef, DIGITS)]
+    out += ["Random effects:", P.format_varcorr(rows, 4, comp=("Std.Dev.",)), groups_line(fit),
+            "Fixed Effects:", gap_vector(fit.fixef, DIGITS)]
     if fit.messages:
         # lme4's .prt.warn(summary = TRUE): counts only
         out.append(f"optimizer ({fit.opt.method}) convergence code: 0 (OK) ; 0 optimizer "

@@ -68,15 +68,30 @@ def _varcorr_rows(fit):
     return fit.covariance.summary_rows(fit.theta, fit.sigma)
 
 
-def _groups_line(fit):
+def groups_line(fit):
     groups = "; ".join(f"{g}, {n}" for g, n in fit.ngrps.items())
     return cat_fill([f"Number of obs: {fit.nobs}, groups: ", groups])
 
 
-def _fixef_corr(fit):
+def fixef_corr(fit):
     V = fit.vcov.to_numpy()
     sd = np.sqrt(np.diag(V))
     return V / np.outer(sd, sd)
+
+
+def effects_lines(fit, varcorr_rows, coefficients):
+    """The Random effects, Fixed effects and Correlation blocks of lme4's summary
+    (lmer and glmer alike): the correlations for 2 to 12 fixed effects, as lme4."""
+    out = ["Random effects:", P.format_varcorr(varcorr_rows, DIGITS), groups_line(fit)]
+    if len(fit.fixef):
+        out += ["", "Fixed effects:", P.print_coefmat(coefficients, digits=DIGITS)]
+        p = len(fit.fixef)
+        if 1 < p <= 12:
+            out += ["", "Correlation of Fixed Effects:",
+                    P.format_fixef_corr(fixef_corr(fit), list(fit.fixef.index))]
+        elif p > 12:
+            out += ["", f"Correlation matrix not shown by default, as p = {p} > 12."]
+    return out
 
 
 class LmerSummary:
@@ -112,15 +127,7 @@ class LmerSummary:
                         "deleted due to missingness)", ""]
         out += [_aic_block(fit), ""]
         out += ["Scaled residuals: ", P.format_quantiles(fit.residuals(scaled=True, type="pearson"), DIGITS), ""]
-        out += ["Random effects:", P.format_varcorr(_varcorr_rows(fit), DIGITS), _groups_line(fit)]
-        if len(fit.fixef):
-            out += ["", "Fixed effects:", P.print_coefmat(self.coefficients, digits=DIGITS)]
-            p = len(fit.fixef)
-            if 1 < p <= 12:
-                out += ["", "Correlation of Fixed Effects:",
-                        P.format_fixef_corr(_fixef_corr(fit), list(fit.fixef.index))]
-            elif p > 12:
-                out += ["", f"Correlation matrix not shown by default, as p = {p} > 12."]
+        out += effects_lines(fit, _varcorr_rows(fit), self.coefficients)
         if fit.messages:
             out += [f"optimizer ({fit.opt.method}) convergence code: 0 (OK)"] + list(fit.messages) + [""]
         return "\n".join(out) + "\n"
@@ -129,7 +136,7 @@ class LmerSummary:
         return str(self)
 
 
-def _gap_vector(values, digits, gap=2, width=80):
+def gap_vector(values, digits, gap=2, width=80):
     """``print(format(x, digits = digits), print.gap = 2, quote = FALSE)`` of a named vector."""
     vals = P.format_num(np.asarray(values, dtype=float), digits)
     names = [str(n) for n in values.index]
@@ -148,8 +155,8 @@ def format_lmer_short(fit):
            cat_fill(["   Data:", fit.data_name])]
     out.append(_aic_block(fit, digits=4))
     rows = [{k: v for k, v in r.items() if k != "variance"} for r in _varcorr_rows(fit)]
-    out += ["Random effects:", P.format_varcorr(rows, 4, comp=("Std.Dev.",)), _groups_line(fit),
-            "Fixed Effects:", _gap_vector(fit.fixef, DIGITS)]
+    out += ["Random effects:", P.format_varcorr(rows, 4, comp=("Std.Dev.",)), groups_line(fit),
+            "Fixed Effects:", gap_vector(fit.fixef, DIGITS)]
     if fit.messages:
         out += list(fit.messages)
     return "\n".join(out)
@@ -204,7 +211,7 @@ class LmSummary:
 
 def format_lm_short(fit):
     out = ["", "Call:", _lm_call(fit), "",
-           "Coefficients:", _gap_vector(fit.coefficients, DIGITS), ""]
+           "Coefficients:", gap_vector(fit.coefficients, DIGITS), ""]
     return "\n".join(out)
 
 
