@@ -11,6 +11,7 @@ import json
 from functools import lru_cache
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 GOLDEN = Path(__file__).resolve().parent / "golden"
@@ -31,3 +32,31 @@ def load_golden(name, meta=None):
     for col, f in factors.items():
         df[col] = pd.Categorical(df[col], categories=f["levels"], ordered=f["ordered"])
     return df
+
+
+def floats(values):
+    """A JSON list (None = R's NA) as a float array with NaN."""
+    return np.array([np.nan if v is None else v for v in values], dtype=float)
+
+
+def assert_same(live, stored, where, rtol, text=None):
+    """A live R computation equals the stored golden entry: equal structure, numbers to
+    ``rtol`` (fits re-converge on other machines), strings equal -- those whose key ends
+    in "text" after ``text`` (a normaliser of printed output) when it is given."""
+    if isinstance(live, dict):
+        assert set(live) == set(stored), where
+        for k in live:
+            assert_same(live[k], stored[k], f"{where}/{k}", rtol, text)
+    elif isinstance(live, list) and live and all(isinstance(v, (float, type(None))) for v in live):
+        np.testing.assert_allclose(floats(live), floats(stored), rtol=rtol, atol=1e-9,
+                                   err_msg=where)
+    elif isinstance(live, list):
+        assert len(live) == len(stored), where
+        for i, (a, b) in enumerate(zip(live, stored)):
+            assert_same(a, b, f"{where}[{i}]", rtol, text)
+    elif isinstance(live, float):
+        np.testing.assert_allclose(live, stored, rtol=rtol, err_msg=where)
+    elif text is not None and isinstance(live, str) and where.endswith("text"):
+        assert text(live) == text(stored), where
+    else:
+        assert live == stored, where

@@ -14,7 +14,7 @@ import pandas as pd
 import pytest
 
 import lmmlite as L
-from design_data import golden, load_golden
+from design_data import assert_same, floats as _floats, golden, load_golden
 
 REF = golden()
 
@@ -28,11 +28,6 @@ LM_TOL = dict(rtol=1e-8, atol=1e-10)
 @lru_cache(maxsize=None)
 def data(name):
     return load_golden(name)
-
-
-def _floats(values):
-    """A JSON list (None = R's NA) as a float array with NaN."""
-    return np.array([np.nan if v is None else v for v in values], dtype=float)
 
 
 def _ids(cases):
@@ -259,21 +254,7 @@ def test_golden_values_are_current():
 
 def _assert_same(live, stored, where):
     """Equal structure; numbers to 1e-7 relative (fits re-converge on other machines)."""
-    if isinstance(live, dict):
-        assert set(live) == set(stored), where
-        for k in live:
-            _assert_same(live[k], stored[k], f"{where}/{k}")
-    elif isinstance(live, list) and live and all(isinstance(v, (float, type(None))) for v in live):
-        np.testing.assert_allclose(_floats(live), _floats(stored), rtol=1e-7, atol=1e-9,
-                                   err_msg=where)
-    elif isinstance(live, list):
-        assert len(live) == len(stored), where
-        for i, (a, b) in enumerate(zip(live, stored)):
-            _assert_same(a, b, f"{where}[{i}]")
-    elif isinstance(live, float):
-        np.testing.assert_allclose(live, stored, rtol=1e-7, err_msg=where)
-    else:
-        assert live == stored, where
+    assert_same(live, stored, where, rtol=1e-7)
 
 
 def _text_lines(text):

@@ -23,6 +23,7 @@ import pandas as pd
 import pytest
 
 import lmmlite as L
+from design_data import assert_same, floats as _floats
 from r_infer_ref import MODELS, PBMODCOMP, POPULATION_SE, load_data
 
 GOLDEN = Path(__file__).resolve().parent / "golden" / "infer_ref.json"
@@ -45,10 +46,6 @@ def fit(model_id):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         return L.lmer(m["formula"], data()[m["data"]], REML=m["REML"])
-
-
-def _floats(values):
-    return np.array([np.nan if v is None else v for v in values], dtype=float)
 
 
 def _text(s):
@@ -325,23 +322,7 @@ def test_golden_values_are_current():
 
 
 def _assert_same(live, stored, where):
-    if isinstance(live, dict):
-        assert set(live) == set(stored), where
-        for k in live:
-            _assert_same(live[k], stored[k], f"{where}/{k}")
-    elif isinstance(live, list) and live and all(isinstance(v, (float, type(None))) for v in live):
-        np.testing.assert_allclose(_floats(live), _floats(stored), rtol=1e-6, atol=1e-9,
-                                   err_msg=where)
-    elif isinstance(live, list):
-        assert len(live) == len(stored), where
-        for i, (a, b) in enumerate(zip(live, stored)):
-            _assert_same(a, b, f"{where}[{i}]")
-    elif isinstance(live, float):
-        np.testing.assert_allclose(live, stored, rtol=1e-6, err_msg=where)
-    elif isinstance(live, str) and where.endswith("text"):
-        assert _text(live) == _text(stored), where
-    else:
-        assert live == stored, where
+    assert_same(live, stored, where, rtol=1e-6, text=_text)
 
 
 # ------------------------------------------------------------------ bad input
