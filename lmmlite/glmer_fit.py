@@ -92,11 +92,11 @@ class GlmerFit(FitBase):
     def _vcov_rx(self):
         """(R_X'R_X)⁻¹: the β block of the inverse of the joint PIRLS system at the optimum."""
         m = self.model
-        V1, Ur = m._parts(self.theta)
+        V1, Vr = m._parts(self.theta)
         state = self._state
         d = m.family.mu_eta(state.eta)
         w = m.wt * d ** 2 / m.family.variance(state.mu)
-        fac, _ = m._system(V1, Ur, w, np.zeros(m.nobs), joint=True)
+        fac = m.pattern(joint=True).factor(V1, Vr, w)
         k = m.q1 + m.k_rest
         cols = np.column_stack([fac.solve(e) for e in np.eye(k + m.p)[k:]])
         return cols[k:, :]
