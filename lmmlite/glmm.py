@@ -159,9 +159,9 @@ class GlmerModel:
         pdev = self._pdev(mu, u) if coef is not None else np.inf
         fixed = 0.0 if joint else self.X @ beta
         for it in range(1, PIRLS_MAXIT + 1):
-            d = fam.mu_eta(eta)
-            w = self.wt * d ** 2 / fam.variance(mu)
-            z = eta - self.offset - fixed + (self.y - mu) / d
+            # Newton steps from a previous mode; from R's start μ the first is Fisher's
+            w, r = fam.working(self.y, mu, eta, self.wt, newton=coef is not None)
+            z = eta - self.offset - fixed + r
             fac, rhs = self._system(V1, Vr, w, z, joint)
             target = fac.solve(rhs)
             if coef is None:
@@ -186,9 +186,8 @@ class GlmerModel:
                 raise FloatingPointError("PIRLS: penalized deviance not finite")
             if change < PIRLS_TOL:
                 break
-        # the Laplace factor at the converged μ
-        d = fam.mu_eta(eta)
-        w = self.wt * d ** 2 / fam.variance(mu)
+        # the Laplace factor at the converged μ, with Fisher's weights (lme4's)
+        w, _ = fam.working(self.y, mu, eta, self.wt)
         fac = self.pattern().factor(V1, Vr, w)
         return PirlsState(u=u, beta=beta, eta=eta, mu=mu, factor=fac,
                           ldL2=fac.logdet(self.k_rest), sqrL=float(u @ u),
