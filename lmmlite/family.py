@@ -29,8 +29,7 @@ INV_SQRT_2PI = 1.0 / np.sqrt(2.0 * np.pi)
 
 def _ylogy(y, mu):
     """y log(y / mu), 0 where y = 0 (R's y_log_y)."""
-    with np.errstate(divide="ignore", invalid="ignore"):
-        return np.where(y > 0, y * np.log(np.where(y > 0, y, 1.0) / mu), 0.0)
+    return special.xlogy(y, y / mu)
 
 
 # -- links ---------------------------------------------------------------------------------------
@@ -135,6 +134,10 @@ class Family:
     def mu_eta(self, eta):
         return self.link.mu_eta(eta)
 
+    def aic(self, y, n, mu, wt):
+        """-2 log-likelihood at μ (R's family()$aic; see ``aic_terms``)."""
+        return self.aic_terms(y, n, wt)(mu)
+
     @property
     def canonical(self):
         return (self.name, self.link.name) in (("binomial", "logit"), ("poisson", "log"))
@@ -174,22 +177,26 @@ class Binomial(Family):
         """Unit deviances 2 wt (y log(y/μ) + (1 - y) log((1 - y)/(1 - μ)))."""
         return 2.0 * wt * (_ylogy(y, mu) + _ylogy(1.0 - y, 1.0 - mu))
 
-    def aic(self, y, n, mu, wt):
-        """-2 Σ (wt/m) log C(m, m y) μ^{my} (1-μ)^{m(1-y)}, m the trials (R's binomial()$aic)."""
+    def aic_terms(self, y, n, wt):
+        """μ -> -2 Σ (wt/m) log C(m, m y) μ^{my} (1-μ)^{m(1-y)}, m the trials (R's
+        binomial()$aic), with the binomial coefficients computed once."""
         m = n if np.any(n > 1) else wt
         k, size = np.round(m * y), np.round(m)
         # log C(size, k) + k log μ + (size - k) log(1 - μ), as scipy's binom.logpmf
-        logp = (special.gammaln(size + 1) - special.gammaln(k + 1) - special.gammaln(size - k + 1)
-                + special.xlogy(k, mu) + special.xlog1py(size - k, -mu))
+        logc = special.gammaln(size + 1) - special.gammaln(k + 1) - special.gammaln(size - k + 1)
         scale = np.where(m > 0, wt / np.where(m > 0, m, 1.0), 0.0)
-        return float(-2.0 * np.sum(scale * logp))
+
+        def aic(mu):
+            logp = logc + special.xlogy(k, mu) + special.xlog1py(size - k, -mu)
+            return float(-2.0 * np.sum(scale * logp))
+        return aic
 
     def mu_start(self, y, wt):
         """R's binomial initialize: μ₀ = (wt y + 1/2) / (wt + 1)."""
         return (wt * y + 0.5) / (wt + 1.0)
 
     def valid_mu(self, mu):
-        return np.clip(mu, EPS, 1 - EPS)
+        return np.minimum(np.maximum(mu, EPS), 1 - EPS)
 
 
 class Poisson(Family):
@@ -205,11 +212,17 @@ class Poisson(Family):
         """Unit deviances 2 wt (y log(y/μ) - (y - μ))."""
         return 2.0 * wt * (_ylogy(y, mu) - (y - mu))
 
-    def aic(self, y, n, mu, wt):
-        """-2 Σ wt log(μ^y e^{-μ} / y!) (R's poisson()$aic)."""
-        logp = special.xlogy(y, mu) - special.gammaln(y + 1) - mu    # as poisson.logpmf
-        logp = np.where(y == np.floor(y), logp, -np.inf)              # 0 off the integers
-        return float(-2.0 * np.sum(logp * wt))
+    def aic_terms(self, y, n, wt):
+        """μ -> -2 Σ wt log(μ^y e^{-μ} / y!) (R's poisson()$aic), log y! computed once."""
+        logf = special.gammaln(y + 1)
+        off = y != np.floor(y)           # the probability is 0 off the integers
+
+        def aic(mu):
+            logp = special.xlogy(y, mu) - logf - mu    # as scipy's poisson.logpmf
+            if off.any():
+                logp = np.where(off, -np.inf, logp)
+            return float(-2.0 * np.sum(logp * wt))
+        return aic
 
     def mu_start(self, y, wt):
         """R's poisson initialize: μ₀ = y + 0.1."""

@@ -77,6 +77,7 @@ class GlmerModel:
         self.design = design
         self.family = family
         self.y, self.n, self.wt = y, n, wt
+        self._aic = family.aic_terms(y, n, wt)
         self.X = design.X
         self.nobs, self.p = self.X.shape
         self.offset = np.zeros(self.nobs) if design.offset is None else design.offset
@@ -191,7 +192,7 @@ class GlmerModel:
         fac = self.pattern().factor(V1, Vr, w)
         return PirlsState(u=u, beta=beta, eta=eta, mu=mu, factor=fac,
                           ldL2=fac.logdet(self.k_rest), sqrL=float(u @ u),
-                          aic=fam.aic(self.y, self.n, mu, self.wt), iterations=it)
+                          aic=self._aic(mu), iterations=it)
 
     # -- objectives for the optimizer
     def _safe(self, key, compute):
