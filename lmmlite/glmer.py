@@ -24,7 +24,8 @@ from .family import as_family
 from .formula import parse_formula
 from .glmm import GlmerModel, check_model, deriv12
 from .call import make_call
-from .optimize import _at_bound, blas_single_thread, check_convergence, optimize_theta
+from .optimize import (_at_bound, blas_single_thread, check_convergence, have_nlopt,
+                       optimize_theta)
 from .transforms import Factor, Matrix
 from .glmer_fit import GlmerFit
 
@@ -137,7 +138,11 @@ def fit_stages(model, nAGQ, optimizer="auto"):
     """lme4's two stages; returns (stage-1 result, stage-2 result, Hessian or None)."""
     k = model.ntheta
     lower0 = model.lower
-    opt0 = optimize_theta(model.objective0, model.covariance.start, lower0, method=optimizer,
+    # stage 1 only gives stage 2 its start (which goes on to the exact optimum itself):
+    # plain BOBYQA as lme4's, unless it is the fit (nAGQ = 0)
+    method0 = "nloptwrap" if nAGQ > 0 and optimizer in ("auto", "bobyqa") and have_nlopt() \
+        else optimizer
+    opt0 = optimize_theta(model.objective0, model.covariance.start, lower0, method=method0,
                           below=model.covariance.below(), checks=False)
     state0 = model.state(opt0.theta)
     opt0.beta = state0.beta

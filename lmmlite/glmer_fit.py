@@ -92,11 +92,9 @@ class GlmerFit(FitBase):
     def _vcov_rx(self):
         """(R_X'R_X)⁻¹: the β block of the inverse of the joint PIRLS system at the optimum."""
         m = self.model
-        V1, Vr = m._parts(self.theta)
         state = self._state
-        d = m.family.mu_eta(state.eta)
-        w = m.wt * d ** 2 / m.family.variance(state.mu)
-        fac = m.pattern(joint=True).factor(V1, Vr, w)
+        w, _ = m.family.working(m.y, state.mu, state.eta, m.wt)
+        fac = m.factor(self.theta, w, joint=True)
         k = m.q1 + m.k_rest
         cols = np.column_stack([fac.solve(e) for e in np.eye(k + m.p)[k:]])
         return cols[k:, :]

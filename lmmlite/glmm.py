@@ -105,8 +105,9 @@ class GlmerModel:
     def pattern(self, joint=False):
         """The fixed index structure of the PIRLS system (glmm_system.py)."""
         if joint not in self._patterns:
-            self._patterns[joint] = SystemPattern(self.codes1, self.l1, self.p1, self.rest_cols,
-                                                  self.k_rest, self.X if joint else None)
+            self._patterns[joint] = SystemPattern([b.codes for b in self.blocks],
+                                                  [(b.nlevels, b.p) for b in self.blocks],
+                                                  self.X if joint else None)
         return self._patterns[joint]
 
     # -- U = ZΛ at θ
@@ -119,6 +120,15 @@ class GlmerModel:
             return V1, np.zeros((self.nobs, 0))
         return V1, np.hstack([b.X @ T for b, T in zip(self.blocks[1:], Ts[1:])])
 
+    def _values(self, V1, Vr, joint=False):
+        """Each row's values in its columns of [U X] (joint) or U (glmm_system.py)."""
+        return np.hstack([V1, Vr, self.X] if joint else [V1, Vr])
+
+    def factor(self, theta, w, joint=False):
+        """The factor of U'WU + I (or of the joint system with X) at θ and weights w."""
+        V1, Vr = self._parts(np.asarray(theta, dtype=float))
+        return self.pattern(joint).factor(self._values(V1, Vr, joint), w)
+
     def _linear(self, V1, Vr, u, beta):
         """o + Xβ + ZΛu."""
         u1 = u[:self.q1].reshape(self.l1, self.p1)
@@ -130,12 +140,6 @@ class GlmerModel:
         if self.k_rest:
             eta = eta + np.einsum("ij,ij->i", Vr, u[self.q1:][self.rest_cols])
         return eta
-
-    def _system(self, V1, Vr, w, z, joint=False):
-        """The factor of [U1 R]'W[U1 R] + diag(I_q, 0) and the right side [U1 R]'Wz,
-        R = U_rest, or [U_rest X] when ``joint``."""
-        pat = self.pattern(joint)
-        return pat.factor(V1, Vr, w), pat.rhs(V1, Vr, w * z)
 
     def _pdev(self, mu, u):
         return float(np.sum(self.family.dev_resids(self.y, mu, self.wt)) + u @ u)
@@ -159,11 +163,13 @@ class GlmerModel:
         mu = fam.valid_mu(fam.linkinv(eta))
         pdev = self._pdev(mu, u) if coef is not None else np.inf
         fixed = 0.0 if joint else self.X @ beta
+        pattern, values = self.pattern(joint), self._values(V1, Vr, joint)
         for it in range(1, PIRLS_MAXIT + 1):
             # Newton steps from a previous mode; from R's start μ the first is Fisher's
             w, r = fam.working(self.y, mu, eta, self.wt, newton=coef is not None)
             z = eta - self.offset - fixed + r
-            fac, rhs = self._system(V1, Vr, w, z, joint)
+            fac = pattern.factor(values, w)
+            rhs = pattern.rhs(values, w * z)
             target = fac.solve(rhs)
             if coef is None:
                 coef, step = target, None
@@ -189,9 +195,9 @@ class GlmerModel:
                 break
         # the Laplace factor at the converged μ, with Fisher's weights (lme4's)
         w, _ = fam.working(self.y, mu, eta, self.wt)
-        fac = self.pattern().factor(V1, Vr, w)
+        fac = self.pattern().factor(values[:, :values.shape[1] - self.p] if joint else values, w)
         return PirlsState(u=u, beta=beta, eta=eta, mu=mu, factor=fac,
-                          ldL2=fac.logdet(self.k_rest), sqrL=float(u @ u),
+                          ldL2=fac.logdet(), sqrL=float(u @ u),
                           aic=self._aic(mu), iterations=it)
 
     # -- objectives for the optimizer
