@@ -234,8 +234,13 @@ class GlmerModel:
 
 
 def deriv12(fun, x, delta=1e-4, fx=None, lower=None):
-    """lme4's ``deriv12``: central-difference gradient and Hessian, one-sided steps
-    shortened to the lower bound where x - delta would cross it."""
+    """lme4's ``deriv12``: central-difference gradient and Hessian with step ``delta``,
+    one-sided steps shortened to the lower bound where x - delta would cross it.
+
+    The cross terms: where both steps are symmetric, from f(x ± (h e_i + h e_j)) and
+    the diagonal evaluations (2 evaluations per pair; exact for a quadratic, like
+    lme4's 4-point rule f(+,+) - f(+,-) - f(-,+) + f(-,-), which is used at a bound).
+    """
     x = np.asarray(x, dtype=float)
     k = len(x)
     fx = fun(x) if fx is None else fx
@@ -250,15 +255,23 @@ def deriv12(fun, x, delta=1e-4, fx=None, lower=None):
         return fun(y)
 
     g, H = np.zeros(k), np.zeros((k, k))
+    fadd, fsub = np.zeros(k), np.zeros(k)
     for j in range(k):
-        fadd, fsub = at(**{f"i{j}": ud[j]}), at(**{f"i{j}": -ld[j]})
-        H[j, j] = fadd / ud[j] ** 2 - 2 * fx / (ud[j] * ld[j]) + fsub / ld[j] ** 2
-        g[j] = (fadd - fsub) / (ud[j] + ld[j])
+        fadd[j], fsub[j] = at(**{f"i{j}": ud[j]}), at(**{f"i{j}": -ld[j]})
+        H[j, j] = fadd[j] / ud[j] ** 2 - 2 * fx / (ud[j] * ld[j]) + fsub[j] / ld[j] ** 2
+        g[j] = (fadd[j] - fsub[j]) / (ud[j] + ld[j])
         for i in range(j):
-            H[i, j] = H[j, i] = (at(**{f"i{i}": ud[i], f"i{j}": ud[j]}) / (ud[i] + ud[j]) ** 2
-                                 - at(**{f"i{i}": ud[i], f"i{j}": -ld[j]}) / (ud[i] + ld[j]) ** 2
-                                 - at(**{f"i{i}": -ld[i], f"i{j}": ud[j]}) / (ld[i] + ud[j]) ** 2
-                                 + at(**{f"i{i}": -ld[i], f"i{j}": -ld[j]}) / (ld[i] + ld[j]) ** 2)
+            if ld[i] == ud[i] and ld[j] == ud[j]:
+                # f(x+a) + f(x-a) - 2f(x) = a'Ha for a = h_i e_i + h_j e_j
+                hi, hj = ud[i], ud[j]
+                both = at(**{f"i{i}": hi, f"i{j}": hj}) + at(**{f"i{i}": -hi, f"i{j}": -hj})
+                H[i, j] = (both - fadd[i] - fsub[i] - fadd[j] - fsub[j] + 2 * fx) / (2 * hi * hj)
+            else:
+                H[i, j] = (at(**{f"i{i}": ud[i], f"i{j}": ud[j]}) / (ud[i] + ud[j]) ** 2
+                           - at(**{f"i{i}": ud[i], f"i{j}": -ld[j]}) / (ud[i] + ld[j]) ** 2
+                           - at(**{f"i{i}": -ld[i], f"i{j}": ud[j]}) / (ld[i] + ud[j]) ** 2
+                           + at(**{f"i{i}": -ld[i], f"i{j}": -ld[j]}) / (ld[i] + ld[j]) ** 2)
+            H[j, i] = H[i, j]
     return g, H
 
 
