@@ -16,6 +16,7 @@ Hessian over (θ, β)) and the finite-difference Hessian (lme4's ``deriv12``, st
 import warnings
 
 import numpy as np
+import scipy.linalg as sla
 
 from .agq import AGQModel
 from .design import build_design, check_scale
@@ -154,12 +155,28 @@ def fit_stages(model, nAGQ, optimizer="auto"):
     model._warm[1] = (state0.u, state0.beta)
     lower = np.concatenate([lower0, np.full(model.p, -np.inf)])
     x0 = np.concatenate([opt0.theta, state0.beta])
-    opt = optimize_theta(model.objective, x0, lower, method=optimizer,
-                         below=model.covariance.below(), checks=False)
-    # lme4's deriv12 at the optimum: the standard errors and checkConv from one Hessian
-    hessian, derivs = None, None
-    if model.nobs < HESSIAN_MAX_NOBS:
-        g, hessian = deriv12(model.objective, opt.theta, fx=opt.value, lower=lower)
+    hessian, derivs, finished, polish_only, spent = None, None, None, False, 0
+    if method0 == "nloptwrap" and model.nobs < HESSIAN_MAX_NOBS:
+        # BOBYQA, then Newton steps whose last Hessian is the one for the standard errors
+        opt = optimize_theta(model.objective, x0, lower, method="nloptwrap", checks=False)
+        spent = opt.nfev
+        if not opt.singular:
+            finished, nfev = newton_finish(model.objective, opt.theta, opt.value, lower)
+            spent += nfev
+        if finished is not None:
+            opt.theta, opt.value, g, hessian = finished
+            opt.nfev, opt.method = spent, "bobyqa"
+        else:       # a boundary or an ill-conditioned H: on from BOBYQA's end as lmer's
+            x0, polish_only = opt.theta, True
+    if finished is None:
+        opt = optimize_theta(model.objective, x0, lower, method=optimizer,
+                             below=model.covariance.below(), checks=False,
+                             polish_only=polish_only)
+        opt.nfev += spent
+        # lme4's deriv12 at the optimum: the standard errors and checkConv from one Hessian
+        if model.nobs < HESSIAN_MAX_NOBS:
+            g, hessian = deriv12(model.objective, opt.theta, fx=opt.value, lower=lower)
+    if hessian is not None:
         free = ~_at_bound(opt.theta, lower)
         derivs = (opt.theta, g[free], hessian[np.ix_(free, free)])
     if opt.singular:
@@ -171,3 +188,45 @@ def fit_stages(model, nAGQ, optimizer="auto"):
     opt.beta = opt.theta[k:]
     opt.theta = opt.theta[:k]
     return opt0, opt, hessian
+
+
+def newton_finish(fun, x, fx, lower, maxit=6):
+    """Newton steps from near the optimum with deriv12's gradient and Hessian.
+
+    Returns ((x, f(x), g, H), evaluations) with g and H at the returned x once the
+    Newton step there is negligible (the polish criterion of optimize.py), or (None,
+    evaluations) where H is not positive definite or a step does not lower f.
+    """
+    count = [0]
+
+    def f(y):
+        count[0] += 1
+        return fun(y)
+
+    for _ in range(maxit):
+        g, H = deriv12(f, x, fx=fx, lower=lower)
+        free = ~_at_bound(x, lower)
+        gf, Hf = g[free], H[np.ix_(free, free)]
+        if not (np.all(np.isfinite(gf)) and np.all(np.isfinite(Hf))):
+            return None, count[0]
+        try:
+            step = sla.cho_solve(sla.cho_factor(Hf, lower=True), gf)
+        except np.linalg.LinAlgError:
+            return None, count[0]
+        if np.max(np.abs(step) / (1 + np.abs(x[free]))) < 1e-7 \
+                or 0.5 * float(gf @ step) < 1e-13 * (1 + abs(fx)):
+            return (x, fx, g, H), count[0]
+        # near the optimum the full step (or half of it) lowers f; where it does not,
+        # the finite-difference H is off (an ill-conditioned model): leave it to optimize.py
+        for t in (1.0, 0.5):
+            cand = x.copy()
+            cand[free] -= t * step
+            cand = np.maximum(cand, lower)
+            fc = f(cand)
+            if fc <= fx:
+                break
+        else:
+            return None, count[0]
+        x, fx = cand, fc
+    return None, count[0]
+

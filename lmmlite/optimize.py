@@ -330,7 +330,7 @@ OPTIMIZERS = ("auto", "bobyqa", "lbfgsb", "nloptwrap")
 
 
 def optimize_theta(f, theta0, lower, method="auto", upper=None, below=None, checks=True,
-                   grad_hess=None, scale=None):
+                   grad_hess=None, scale=None, polish_only=False):
     """Minimize ``f`` from ``theta0`` under bounds: the one optimizer entry point.
 
     lmer, the profiles of confint and the bootstrap refits all call this, so
@@ -365,6 +365,9 @@ def optimize_theta(f, theta0, lower, method="auto", upper=None, below=None, chec
         ``"lbfgsb"`` then solves the score equations with it, so that θ does not
         depend on round-off in ``f`` (lmer passes ``Deviance.grad_hess``; profiles
         and bootstrap refits, which need values rather than θ to round-off, do not).
+    polish_only : bool
+        θ0 is a local optimizer's result already (glmer's stage 2 after its own BOBYQA
+        run): skip the first local run, go on with the restarts and Newton steps.
     """
     if method not in OPTIMIZERS:
         raise LmmError(f"unknown optimizer {method!r}: use one of {', '.join(OPTIMIZERS)}")
@@ -381,7 +384,10 @@ def optimize_theta(f, theta0, lower, method="auto", upper=None, below=None, chec
         return OptResult(theta=theta0, value=fun(theta0), nfev=1, singular=False,
                          messages=[], method=method)
     local = partial(_lbfgsb, scale=scale) if method == "lbfgsb" else _bobyqa
-    theta, fval = local(fun, theta0, lower, upper)
+    if polish_only:     # θ0 is already BOBYQA's end: on to the exact optimum from there
+        theta, fval = theta0, fun(theta0)
+    else:
+        theta, fval = local(fun, theta0, lower, upper)
     if method == "lbfgsb" and scale is not None and np.any((scale < 0.1) | (scale > 10)):
         # a badly scaled covariate: also start from T at its natural size, diag(scale)
         theta, fval = local(fun, np.clip(theta0 * scale, lower, upper), lower, upper)
