@@ -31,6 +31,7 @@ from .transforms import Factor, Matrix
 from .glmer_fit import GlmerFit
 
 HESSIAN_MAX_NOBS = 10_000   # lme4's calc.derivs default: derivatives only below this size
+HESS_MAX = 1e6              # 1 / lme4's check.conv.hess tolerance
 
 
 def glm_response(design, family):
@@ -195,7 +196,8 @@ def newton_finish(fun, x, fx, lower, maxit=6):
 
     Returns ((x, f(x), g, H), evaluations) with g and H at the returned x once the
     Newton step there is negligible (the polish criterion of optimize.py), or (None,
-    evaluations) where H is not positive definite or a step does not lower f.
+    evaluations) where H is not positive definite or nearly singular (lme4's
+    checkConv criteria) or a step does not lower f.
     """
     count = [0]
 
@@ -209,10 +211,12 @@ def newton_finish(fun, x, fx, lower, maxit=6):
         gf, Hf = g[free], H[np.ix_(free, free)]
         if not (np.all(np.isfinite(gf)) and np.all(np.isfinite(Hf))):
             return None, count[0]
-        try:
-            step = sla.cho_solve(sla.cho_factor(Hf, lower=True), gf)
-        except np.linalg.LinAlgError:
+        ev = np.linalg.eigvalsh(Hf)
+        if ev.min() <= 0 or ev.max() > HESS_MAX or ev.max() > HESS_MAX * ev.min():
+            # lme4's "nearly unidentifiable" Hessian: the step-1e-4 differences are not
+            # accurate enough to steer by; optimize.py's relative steps are
             return None, count[0]
+        step = sla.cho_solve(sla.cho_factor(Hf, lower=True), gf)
         if np.max(np.abs(step) / (1 + np.abs(x[free]))) < 1e-7 \
                 or 0.5 * float(gf @ step) < 1e-13 * (1 + abs(fx)):
             return (x, fx, g, H), count[0]

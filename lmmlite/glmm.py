@@ -14,7 +14,9 @@ effects u, b = Λθ u, the linear predictor is η = o + Xβ + ZΛu and μ = g⁻
                                              when β is updated too)
 
   with step halving when the penalized deviance would rise, to convergence
-  (increments below 1e-10, far tighter than lme4's default tolPwrss).
+  (increments below 1e-10, or the next increment extrapolated from the last two
+  below 1e-14: far tighter than lme4's default tolPwrss). From a previous mode
+  the steps are Newton's (the observed information, family.py ``working``).
 * Laplace: with L L' = U'WU + I at û (W at the converged μ),
 
       f(θ, β) = log|L|² + ‖û‖² + aic(y, n, μ̂, wt)
@@ -38,6 +40,7 @@ from .errors import LmmError
 from .glmm_system import PirlsFactor, SystemPattern
 
 PIRLS_TOL = 1e-10      # convergence: largest change of (u, β) in one step
+PIRLS_NEXT = 1e-14     # or: the next step, extrapolated from the last two, below this
 PIRLS_MAXIT = 200
 
 
@@ -129,14 +132,13 @@ class GlmerModel:
         V1, Vr = self._parts(np.asarray(theta, dtype=float))
         return self.pattern(joint).factor(self._values(V1, Vr, joint), w)
 
-    def _linear(self, V1, Vr, u, beta):
-        """o + Xβ + ZΛu."""
-        u1 = u[:self.q1].reshape(self.l1, self.p1)
-        eta = self.offset + self.X @ beta
+    def _linear(self, V1, Vr, u, beta=None, base=None):
+        """o + Xβ + ZΛu (``base`` = o + Xβ when known)."""
+        eta = self.offset + self.X @ beta if base is None else base
         if self.p1 == 1:
-            eta = eta + V1[:, 0] * u1[self.codes1, 0]
+            eta = eta + V1[:, 0] * u[self.codes1]
         else:
-            eta = eta + np.einsum("ij,ij->i", V1, u1[self.codes1])
+            eta = eta + np.einsum("ij,ij->i", V1, u[:self.q1].reshape(self.l1, self.p1)[self.codes1])
         if self.k_rest:
             eta = eta + np.einsum("ij,ij->i", Vr, u[self.q1:][self.rest_cols])
         return eta
@@ -162,12 +164,13 @@ class GlmerModel:
             coef = np.concatenate([u, beta]) if joint else u.copy()
         mu = fam.valid_mu(fam.linkinv(eta))
         pdev = self._pdev(mu, u) if coef is not None else np.inf
-        fixed = 0.0 if joint else self.X @ beta
+        base = None if joint else self.offset + self.X @ beta     # o + Xβ, β fixed
         pattern, values = self.pattern(joint), self._values(V1, Vr, joint)
+        last = None                      # the previous full step's size
         for it in range(1, PIRLS_MAXIT + 1):
             # Newton steps from a previous mode; from R's start μ the first is Fisher's
             w, r = fam.working(self.y, mu, eta, self.wt, newton=coef is not None)
-            z = eta - self.offset - fixed + r
+            z = eta - (self.offset if joint else base) + r
             fac = pattern.factor(values, w)
             rhs = pattern.rhs(values, w * z)
             target = fac.solve(rhs)
@@ -175,10 +178,10 @@ class GlmerModel:
                 coef, step = target, None
             else:
                 step = target - coef
-            for _ in range(30):          # step halving on the penalized deviance
+            for halving in range(30):    # step halving on the penalized deviance
                 new = coef if step is None else coef + step
                 nu, nb = (new[:self.q], new[self.q:]) if joint else (new, beta)
-                eta_new = self._linear(V1, Vr, nu, nb)
+                eta_new = self._linear(V1, Vr, nu, nb, base)
                 mu_new = fam.valid_mu(fam.linkinv(eta_new))
                 pdev_new = self._pdev(mu_new, nu)
                 if step is None or pdev_new <= pdev * (1 + 1e-13) + 1e-13:
@@ -193,6 +196,12 @@ class GlmerModel:
                 raise FloatingPointError("PIRLS: penalized deviance not finite")
             if change < PIRLS_TOL:
                 break
+            # the next step's size, extrapolated from the last two (c_k = C c_{k-1}^2 when
+            # convergence is quadratic, r c_{k-1} when linear: both give c_k^2 / c_{k-1}):
+            # when that is at round-off the mode is reached without another factorization
+            if last is not None and halving == 0 and change * change < PIRLS_NEXT * last:
+                break
+            last = change if halving == 0 and np.isfinite(change) else None
         # the Laplace factor at the converged μ, with Fisher's weights (lme4's)
         w, _ = fam.working(self.y, mu, eta, self.wt)
         fac = self.pattern().factor(values[:, :values.shape[1] - self.p] if joint else values, w)
