@@ -241,10 +241,8 @@ class PirlsFactor:
     def solve(self, r):
         """A⁻¹ r."""
         pat = self.pattern
-        if not pat.md and len(self.blocks) == 1:       # term 1 alone
-            blk = self.blocks[0]
-            y = blk.forward(r.reshape(blk.lev.nl, blk.lev.p))
-            return blk.backward(y).ravel()
+        if len(self.blocks) == 1 and self.blocks[0].lev.p == 1:
+            return self._solve_scalar(r)
         x = np.array(r, dtype=float)
         ys = []
         for blk in self.blocks:
@@ -263,6 +261,20 @@ class PirlsFactor:
                 y = y - np.einsum("lki,lk->li", blk.Lc, xpad[lev.rows])
             xpad[lev.start:lev.start + lev.q] = blk.backward(y).ravel()
         return xpad[:pat.N]
+
+    def _solve_scalar(self, r):
+        """solve() for the common case: one scalar term eliminated, then the dense part."""
+        blk, pat = self.blocks[0], self.pattern
+        q1, d = blk.lev.q, blk.Linv[:, 0, 0]
+        y = r[:q1] * d
+        if not pat.md:
+            return y * d
+        Lc, rows = blk.Lc[:, :, 0], blk.lev.rows - q1        # the dummy N becomes md
+        t = r[q1:] - np.bincount(rows.ravel(), (Lc * y[:, None]).ravel(),
+                                 minlength=pat.md + 1)[:pat.md]
+        x2, _ = sla.lapack.dpotrs(self.L22, t, lower=1)
+        y = y - (Lc * np.append(x2, 0.0)[rows]).sum(axis=1)
+        return np.concatenate([y * d, x2])
 
     def inverse(self):
         """A⁻¹ as a dense matrix (conditional variances; models of modest size)."""
