@@ -133,6 +133,69 @@ def _polish(f, theta, lower, fval, upper=None):
     return theta, fval, False
 
 
+def _fd_grad(f, x, free, h=1e-4):
+    """Central-difference gradient of f on the coordinates ``free`` (2 evaluations each)."""
+    idx = np.flatnonzero(free)
+    steps = h * np.maximum(np.abs(x[idx]), 0.1)
+    g = np.zeros(len(idx))
+    with np.errstate(all="ignore"):
+        for a, i in enumerate(idx):
+            e = np.zeros_like(x)
+            e[i] = steps[a]
+            g[a] = (f(x + e) - f(x - e)) / (2 * steps[a])
+    return g
+
+
+def _quasi_newton(f, theta, lower, fval, upper=None, iterations=12):
+    """Newton steps from a start near the optimum, for an expensive criterion.
+
+    The first step uses the finite-difference Hessian (1 + 2k + k(k-1) evaluations
+    for k parameters); later steps only the central-difference gradient (2k), with
+    the Hessian carried forward by the BFGS update (Nocedal & Wright 2006, eq. 6.19)
+    from the step s and the change y in the gradient, while y's > 0.  Converges
+    superlinearly, at about half the evaluations of :func:`_polish`.  Returns θ,
+    d(θ) and whether the last step was negligible; the gradient and the Hessian
+    at the returned θ are kept on ``f.derivs``.
+    """
+    free = ~_at_bound(theta, lower, upper=upper)
+    if not free.any():
+        return theta, fval, False
+    g, H = fd_grad_hess(f, theta, free)
+    for _ in range(iterations):
+        if hasattr(f, "derivs"):
+            f.derivs = (theta.copy(), g, H)
+        if not (np.all(np.isfinite(g)) and np.all(np.isfinite(H))):
+            return theta, fval, False
+        lam, V = np.linalg.eigh(H)
+        lam = np.maximum(np.abs(lam), 1e-8 * max(np.abs(lam).max(), 1e-300))
+        step = V @ ((V.T @ g) / lam)
+        if np.max(np.abs(step) / (1 + np.abs(theta[free]))) < 1e-7 \
+                or 0.5 * float(g @ step) < 1e-13 * (1 + abs(fval)):
+            return theta, fval, True
+        t = 1.0
+        for _ in range(8):
+            cand = theta.copy()
+            cand[free] -= t * step
+            cand = np.clip(cand, lower, np.inf if upper is None else upper)
+            fc = f(cand)
+            if fc <= fval:
+                break
+            t /= 2
+        else:
+            return theta, fval, False
+        if np.any(_at_bound(cand, lower, upper=upper) & free):
+            return cand, fc, False      # a bound was reached: the usual path takes over
+        g_new = _fd_grad(f, cand, free)
+        s_k, y_k = cand[free] - theta[free], g_new - g
+        if t < 1.0 or not float(y_k @ s_k) > 0:
+            g_new, H = fd_grad_hess(f, cand, free)      # a poor model: a fresh Hessian
+        else:
+            Hs = H @ s_k
+            H = H + np.outer(y_k, y_k) / float(y_k @ s_k) - np.outer(Hs, Hs) / float(s_k @ Hs)
+        theta, fval, g = cand, fc, g_new
+    return theta, fval, False
+
+
 def _exact_newton(fun, grad_hess, theta, lower, fval):
     """The last stage: solve ∇d(θ) = 0 on the free coordinates by Newton's method
     with the exact gradient and Hessian (``grad_hess``, e.g. Deviance.grad_hess).
@@ -404,7 +467,7 @@ def optimize_theta(f, theta0, lower, method="auto", upper=None, below=None, chec
         # from a start near the optimum, Newton steps with a finite-difference Hessian
         # converge in a few iterations; where they do not, the usual path goes on from
         # the best point they reached
-        theta, fval, converged = _polish(fun, theta0, lower, fun(theta0), upper)
+        theta, fval, converged = _quasi_newton(fun, theta0, lower, fun(theta0), upper)
         if converged and not np.any(np.isfinite(lower) & (theta < lower + SINGULAR_TOL)):
             return _finish(fun, theta, fval, lower, method, fun) if checks else \
                 OptResult(theta=theta, value=fval, nfev=fun.n, method=method, messages=[],

@@ -203,12 +203,25 @@ CHUNK = 4_000_000      # index pairs generated at a time (bounds the transient m
 HEAVY_MAX = 60_000_000  # entries of the dense columns of the heavy levels
 
 
-def _pairs_within(C, cols_a, cols_b, lower_only):
-    """All products of the stored entries of column cols_a[g] with those of cols_b[g].
+def _lower_pairs(C, cols):
+    """Positions (ia, ib) into C.data of every pair of stored entries of a column
+    with row(ia) >= row(ib), column by column (rows sorted), and each pair's group.
 
-    Returns positions (ia, ib) into C.data/C.indices, group by group, keeping
-    only row(ia) >= row(ib) when ``lower_only`` (the Cholesky reads the lower triangle).
+    Pair t of a column with k entries is (i, j), i >= j, t = i(i+1)/2 + j.
     """
+    k = C.indptr[cols + 1] - C.indptr[cols]
+    sizes = k * (k + 1) // 2
+    grp = np.repeat(np.arange(len(cols)), sizes)
+    t = np.arange(sizes.sum()) - np.repeat(np.cumsum(sizes) - sizes, sizes)
+    i = ((np.sqrt(8.0 * t + 1.0) - 1.0) / 2.0).astype(np.int64)
+    i += (i + 1) * (i + 2) // 2 <= t          # round-off of the square root, either way
+    i -= i * (i + 1) // 2 > t
+    start = C.indptr[cols][grp]
+    return start + i, start + t - i * (i + 1) // 2, grp
+
+
+def _cross_pairs(C, cols_a, cols_b):
+    """As _lower_pairs, for the entries of column cols_a[g] against those of cols_b[g]."""
     ka = C.indptr[cols_a + 1] - C.indptr[cols_a]
     kb = C.indptr[cols_b + 1] - C.indptr[cols_b]
     sizes = ka * kb
@@ -216,10 +229,8 @@ def _pairs_within(C, cols_a, cols_b, lower_only):
     t = np.arange(sizes.sum()) - np.repeat(np.cumsum(sizes) - sizes, sizes)
     ia = C.indptr[cols_a][grp] + t // kb[grp]
     ib = C.indptr[cols_b][grp] + t % kb[grp]
-    if lower_only:
-        keep = C.indices[ia] >= C.indices[ib]
-        ia, ib, grp = ia[keep], ib[keep], grp[keep]
-    return ia, ib, grp
+    keep = C.indices[ia] >= C.indices[ib]
+    return ia[keep], ib[keep], grp[keep]
 
 
 class PairStructure:
@@ -259,23 +270,32 @@ class PairStructure:
         self.P = self._light_pairs(C)
 
     def _light_pairs(self, C):
-        """The sparse (m², l1 p1²) matrix P of the light levels."""
+        """The sparse (m², l1 p1²) matrix P of the light levels, built column by column
+        (one column per level and pair of its terms' columns: no sorting needed)."""
         p1, m = self.p1, self.m
+        k = np.diff(C.indptr).reshape(self.l1, p1).sum(axis=1)[self.light]
         tgt, key, val = [], [], []
-        for a in range(p1):
-            for b in range(p1):
-                levels = self.light
-                k = np.diff(C.indptr)[levels * p1 + a] * np.diff(C.indptr)[levels * p1 + b]
-                chunk_id = np.cumsum(k) // CHUNK
-                for chunk in np.split(levels, np.flatnonzero(np.diff(chunk_id)) + 1):
-                    ia, ib, grp = _pairs_within(C, chunk * p1 + a, chunk * p1 + b, True)
-                    tgt.append(C.indices[ia].astype(np.int64) * m + C.indices[ib])
-                    key.append(((chunk[grp] * p1 + a) * p1 + b).astype(np.int32))
-                    val.append(C.data[ia] * C.data[ib])
-        tgt = np.concatenate(tgt) if tgt else np.zeros(0, np.int64)
-        key = np.concatenate(key) if key else np.zeros(0, np.int32)
+        for chunk in np.split(self.light, np.flatnonzero(np.diff(np.cumsum(k * k) // CHUNK)) + 1):
+            parts = []
+            for a in range(p1):
+                for b in range(p1):
+                    ca, cb = chunk * p1 + a, chunk * p1 + b
+                    ia, ib, grp = _lower_pairs(C, ca) if a == b else _cross_pairs(C, ca, cb)
+                    parts.append((ia, ib, (chunk[grp] * p1 + a) * p1 + b))
+            ia, ib, kk = (np.concatenate(x) for x in zip(*parts))
+            if p1 > 1:
+                order = np.argsort(kk, kind="stable")
+                ia, ib, kk = ia[order], ib[order], kk[order]
+            tgt.append((C.indices[ia] * m + C.indices[ib]).astype(np.int32))
+            key.append(kk)
+            val.append(C.data[ia] * C.data[ib])
+        ncol = self.l1 * p1 * p1
+        counts = np.bincount(np.concatenate(key), minlength=ncol) if key else np.zeros(ncol, int)
+        indptr = np.concatenate([[0], np.cumsum(counts)])
+        del key
+        tgt = np.concatenate(tgt) if tgt else np.zeros(0, np.int32)
         val = np.concatenate(val) if val else np.zeros(0)
-        return sp.csr_matrix((val, (tgt, key)), shape=(m * m, self.l1 * p1 * p1))
+        return sp.csc_matrix((val, tgt, indptr), shape=(m * m, ncol))
 
     def subtract(self, S, Mblk, K):
         """S - G(θ) in the lower triangle; Mblk the M_l and K the K_l (l1, p1, p1)."""
