@@ -76,6 +76,7 @@ class AGQModel(GlmerModel):
     def objective(self, x):
         """f(θ, β) by AGQ (u by PIRLS); +inf where undefined."""
         x = np.asarray(x, dtype=float)
+        self._warm_x = x.copy()
         theta, beta = x[:self.ntheta], x[self.ntheta:]
         state = self._safe(1, lambda warm: self.pirls(theta, beta, warm[0] if warm else None))
         if state is None:

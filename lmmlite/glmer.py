@@ -162,7 +162,7 @@ def fit_stages(model, nAGQ, optimizer="auto"):
         opt = optimize_theta(model.objective, x0, lower, method="nloptwrap", checks=False)
         spent = opt.nfev
         if not opt.singular:
-            finished, nfev = newton_finish(model.objective, opt.theta, opt.value, lower)
+            finished, nfev = newton_finish(model, opt.theta, opt.value, lower)
             spent += nfev
         if finished is not None:
             opt.theta, opt.value, g, hessian = finished
@@ -191,8 +191,10 @@ def fit_stages(model, nAGQ, optimizer="auto"):
     return opt0, opt, hessian
 
 
-def newton_finish(fun, x, fx, lower, maxit=6):
-    """Newton steps from near the optimum with deriv12's gradient and Hessian.
+def newton_finish(model, x, fx, lower, maxit=6):
+    """Newton steps from near the optimum with deriv12's gradient and Hessian of
+    ``model.objective``, every evaluation of one deriv12 started from the mode at
+    its centre (so the Hessian does not depend on the order of the evaluations).
 
     Returns ((x, f(x), g, H), evaluations) with g and H at the returned x once the
     Newton step there is negligible (the polish criterion of optimize.py), or (None,
@@ -203,10 +205,16 @@ def newton_finish(fun, x, fx, lower, maxit=6):
 
     def f(y):
         count[0] += 1
-        return fun(y)
+        return model.objective(y)
 
     for _ in range(maxit):
-        g, H = deriv12(f, x, fx=fx, lower=lower)
+        centre = model.warm_start(x)
+
+        def around(y):
+            model.warm_start(state=centre)
+            return f(y)
+
+        g, H = deriv12(around, x, fx=fx, lower=lower)
         free = ~_at_bound(x, lower)
         gf, Hf = g[free], H[np.ix_(free, free)]
         if not (np.all(np.isfinite(gf)) and np.all(np.isfinite(Hf))):

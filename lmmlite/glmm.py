@@ -100,6 +100,7 @@ class GlmerModel:
         self.q = self.q1 + self.k_rest
         self._patterns = {}    # SystemPattern without / with X (β fixed / jointly)
         self._warm = {}        # last converged (u, β) per stage: warm starts for PIRLS
+        self._warm_x = None    # the x of objective's last call
 
     @property
     def ntheta(self):
@@ -230,9 +231,19 @@ class GlmerModel:
     def objective(self, x):
         """The Laplace objective f(θ, β) (u by PIRLS); +inf where undefined."""
         x = np.asarray(x, dtype=float)
+        self._warm_x = x.copy()
         theta, beta = x[:self.ntheta], x[self.ntheta:]
         state = self._safe(1, lambda warm: self.pirls(theta, beta, warm[0] if warm else None))
         return np.inf if state is None else state.laplace
+
+    def warm_start(self, x=None, state=None):
+        """The PIRLS warm start of ``objective``: the mode at (θ, β) = x (computed if
+        not the last one), or set it to ``state`` (a value this method returned)."""
+        if state is not None:
+            self._warm[1] = state
+        elif self._warm_x is None or not np.array_equal(self._warm_x, x):
+            self.objective(x)
+        return self._warm.get(1)
 
     def state(self, theta, beta=None):
         """The PIRLS state at θ (and β; jointly over β when ``beta`` is None)."""
