@@ -6,11 +6,15 @@ As lme4's ``glmer`` (Bates et al. 2015, JSS 67(1); lme4's ``optimizeGlmer``):
 2. the Laplace (or adaptive Gauss-Hermite) objective over (θ, β) from there, u by PIRLS.
 
 lme4 stops the second stage with Nelder-Mead at loose tolerances; lmmlite goes
-on to the exact optimum (the same optimizer entry point as lmer: BOBYQA, then
-Newton steps with a finite-difference Hessian), so its log-likelihood is never
-below lme4's. Then lme4's checks (isSingular on θ, checkConv on the gradient and
-Hessian over (θ, β)) and the finite-difference Hessian (lme4's ``deriv12``, step
-1e-4) that gives the standard errors.
+on to the exact optimum, so its log-likelihood is never below lme4's: BOBYQA
+(tolerances 1e-6 on both stages when Newton steps follow), then Newton steps
+with a finite-difference gradient and Hessian (glmm.deriv12, 2 evaluations
+per cross term), and at the optimum lme4's ``deriv12`` Hessian (step 1e-4,
+4 evaluations per cross term), which gives the standard errors and lme4's checks (isSingular on θ, checkConv on the gradient and
+Hessian over (θ, β)). At a boundary, or where the Hessian is nearly singular or
+a Newton step does not lower f, the rest is lmer's optimizer entry point
+(restarts off the boundary, Newton steps with relative finite-difference steps),
+then ``deriv12`` at its optimum.
 """
 
 import warnings
@@ -32,6 +36,7 @@ from .glmer_fit import GlmerFit
 
 HESSIAN_MAX_NOBS = 10_000   # lme4's calc.derivs default: derivatives only below this size
 HESS_MAX = 1e6              # 1 / lme4's check.conv.hess tolerance
+START_TOL = 1e-6            # BOBYQA's tolerances where Newton steps finish the job
 
 
 def glm_response(design, family):
@@ -145,7 +150,8 @@ def fit_stages(model, nAGQ, optimizer="auto"):
     method0 = "nloptwrap" if nAGQ > 0 and optimizer in ("auto", "bobyqa") and have_nlopt() \
         else optimizer
     opt0 = optimize_theta(model.objective0, model.covariance.start, lower0, method=method0,
-                          below=model.covariance.below(), checks=False)
+                          below=model.covariance.below(), checks=False,
+                          bobyqa_tol=START_TOL if nAGQ > 0 else None)
     state0 = model.state(opt0.theta)
     opt0.beta = state0.beta
     if nAGQ == 0:
@@ -159,7 +165,8 @@ def fit_stages(model, nAGQ, optimizer="auto"):
     hessian, derivs, finished, polish_only, spent = None, None, None, False, 0
     if method0 == "nloptwrap" and model.nobs < HESSIAN_MAX_NOBS:
         # BOBYQA, then Newton steps whose last Hessian is the one for the standard errors
-        opt = optimize_theta(model.objective, x0, lower, method="nloptwrap", checks=False)
+        opt = optimize_theta(model.objective, x0, lower, method="nloptwrap", checks=False,
+                             bobyqa_tol=START_TOL)
         spent = opt.nfev
         if not opt.singular:
             finished, nfev = newton_finish(model, opt.theta, opt.value, lower)
@@ -197,7 +204,7 @@ def newton_finish(model, x, fx, lower, maxit=6):
     its centre (so the Hessian does not depend on the order of the evaluations).
 
     Returns ((x, f(x), g, H), evaluations) with g and H at the returned x once the
-    Newton step there is negligible (the polish criterion of optimize.py), or (None,
+    Newton step there is below 1e-7 (relative), or (None,
     evaluations) where H is not positive definite or nearly singular (lme4's
     checkConv criteria) or a step does not lower f.
     """
@@ -214,19 +221,22 @@ def newton_finish(model, x, fx, lower, maxit=6):
             model.warm_start(state=centre)
             return f(y)
 
-        g, H = deriv12(around, x, fx=fx, lower=lower)
+        memo = {}
+        g, H = deriv12(around, x, fx=fx, lower=lower, rule="pairs", memo=memo)
         free = ~_at_bound(x, lower)
         gf, Hf = g[free], H[np.ix_(free, free)]
         if not (np.all(np.isfinite(gf)) and np.all(np.isfinite(Hf))):
             return None, count[0]
         ev = np.linalg.eigvalsh(Hf)
         if ev.min() <= 0 or ev.max() > HESS_MAX or ev.max() > HESS_MAX * ev.min():
-            # lme4's "nearly unidentifiable" Hessian: the step-1e-4 differences are not
+            # lme4's "nearly unidentifiable" Hessian: the absolute-step differences are not
             # accurate enough to steer by; optimize.py's relative steps are
             return None, count[0]
         step = sla.cho_solve(sla.cho_factor(Hf, lower=True), gf)
-        if np.max(np.abs(step) / (1 + np.abs(x[free]))) < 1e-7 \
-                or 0.5 * float(gf @ step) < 1e-13 * (1 + abs(fx)):
+        if np.max(np.abs(step) / (1 + np.abs(x[free]))) < 1e-7:
+            # at the optimum: the Hessian for the standard errors by lme4's own rule
+            # (4 evaluations per cross term, half of them done), less round-off
+            g, H = deriv12(around, x, fx=fx, lower=lower, memo=memo)
             return (x, fx, g, H), count[0]
         # near the optimum the full step (or half of it) lowers f; where it does not,
         # the finite-difference H is off (an ill-conditioned model): leave it to optimize.py

@@ -253,13 +253,16 @@ class GlmerModel:
         return self.pirls(theta, beta, warm[0] if warm else None)
 
 
-def deriv12(fun, x, delta=1e-4, fx=None, lower=None):
+def deriv12(fun, x, delta=1e-4, fx=None, lower=None, rule="lme4", memo=None):
     """lme4's ``deriv12``: central-difference gradient and Hessian with step ``delta``,
     one-sided steps shortened to the lower bound where x - delta would cross it.
 
-    The cross terms: where both steps are symmetric, from f(x ± (h e_i + h e_j)) and
-    the diagonal evaluations (2 evaluations per pair; exact for a quadratic, like
-    lme4's 4-point rule f(+,+) - f(+,-) - f(-,+) + f(-,-), which is used at a bound).
+    Cross terms by lme4's rule, f(+,+) - f(+,-) - f(-,+) + f(-,-) over the squared
+    steps; or with ``rule="pairs"``, where both steps are symmetric, from f(x ± (h e_i +
+    h e_j)) and the diagonal evaluations (2 evaluations per pair instead of 4, exact for
+    a quadratic too, but with about 2.6 times the round-off: for Newton steps, not for
+    the standard errors). ``memo`` (a dict) keeps the evaluations for a second call at
+    the same x: "pairs" then lme4's rule costs 4 evaluations per pair in all.
     """
     x = np.asarray(x, dtype=float)
     k = len(x)
@@ -267,30 +270,34 @@ def deriv12(fun, x, delta=1e-4, fx=None, lower=None):
     lo = np.full(k, -np.inf) if lower is None else np.asarray(lower, dtype=float)
     ld = np.where(x - delta < lo, x - lo, delta)
     ud = np.full(k, delta)
+    memo = {} if memo is None else memo
 
-    def at(**moves):
-        y = x.copy()
-        for i, v in moves.items():
-            y[int(i[1:])] += v
-        return fun(y)
+    def at(*moves):
+        key = tuple(moves)
+        if key not in memo:
+            y = x.copy()
+            for i, v in moves:
+                y[i] += v
+            memo[key] = fun(y)
+        return memo[key]
 
     g, H = np.zeros(k), np.zeros((k, k))
     fadd, fsub = np.zeros(k), np.zeros(k)
     for j in range(k):
-        fadd[j], fsub[j] = at(**{f"i{j}": ud[j]}), at(**{f"i{j}": -ld[j]})
+        fadd[j], fsub[j] = at((j, ud[j])), at((j, -ld[j]))
         H[j, j] = fadd[j] / ud[j] ** 2 - 2 * fx / (ud[j] * ld[j]) + fsub[j] / ld[j] ** 2
         g[j] = (fadd[j] - fsub[j]) / (ud[j] + ld[j])
         for i in range(j):
-            if ld[i] == ud[i] and ld[j] == ud[j]:
+            if rule == "pairs" and ld[i] == ud[i] and ld[j] == ud[j]:
                 # f(x+a) + f(x-a) - 2f(x) = a'Ha for a = h_i e_i + h_j e_j
                 hi, hj = ud[i], ud[j]
-                both = at(**{f"i{i}": hi, f"i{j}": hj}) + at(**{f"i{i}": -hi, f"i{j}": -hj})
+                both = at((i, hi), (j, hj)) + at((i, -hi), (j, -hj))
                 H[i, j] = (both - fadd[i] - fsub[i] - fadd[j] - fsub[j] + 2 * fx) / (2 * hi * hj)
             else:
-                H[i, j] = (at(**{f"i{i}": ud[i], f"i{j}": ud[j]}) / (ud[i] + ud[j]) ** 2
-                           - at(**{f"i{i}": ud[i], f"i{j}": -ld[j]}) / (ud[i] + ld[j]) ** 2
-                           - at(**{f"i{i}": -ld[i], f"i{j}": ud[j]}) / (ld[i] + ud[j]) ** 2
-                           + at(**{f"i{i}": -ld[i], f"i{j}": -ld[j]}) / (ld[i] + ld[j]) ** 2)
+                H[i, j] = (at((i, ud[i]), (j, ud[j])) / (ud[i] + ud[j]) ** 2
+                           - at((i, ud[i]), (j, -ld[j])) / (ud[i] + ld[j]) ** 2
+                           - at((i, -ld[i]), (j, ud[j])) / (ld[i] + ud[j]) ** 2
+                           + at((i, -ld[i]), (j, -ld[j])) / (ld[i] + ld[j]) ** 2)
             H[j, i] = H[i, j]
     return g, H
 

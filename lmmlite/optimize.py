@@ -307,7 +307,7 @@ class _Tracked:
         return value
 
 
-def _bobyqa(fun, theta0, lower, upper):
+def _bobyqa(fun, theta0, lower, upper, tol=1e-8):
     """NLopt's BOBYQA with lme4's nloptwrap settings (tolerances 1e-8, start θ0).
 
     NLopt may stop with a round-off error when the criterion is flat at the
@@ -318,8 +318,8 @@ def _bobyqa(fun, theta0, lower, upper):
     opt.set_lower_bounds([lo if np.isfinite(lo) else -np.inf for lo in lower])
     opt.set_upper_bounds([float(hi) for hi in upper])
     opt.set_min_objective(lambda x, grad: fun(np.asarray(x)))
-    opt.set_xtol_abs(1e-8)
-    opt.set_ftol_abs(1e-8)
+    opt.set_xtol_abs(tol)
+    opt.set_ftol_abs(tol)
     opt.set_maxeval(100000)
     try:
         opt.optimize(list(map(float, theta0)))
@@ -412,7 +412,8 @@ OPTIMIZERS = ("auto", "bobyqa", "lbfgsb", "nloptwrap")
 
 
 def optimize_theta(f, theta0, lower, method="auto", upper=None, below=None, checks=True,
-                   grad_hess=None, scale=None, newton_first=False, polish_only=False):
+                   grad_hess=None, scale=None, newton_first=False, polish_only=False,
+                   bobyqa_tol=None):
     """Minimize ``f`` from ``theta0`` under bounds: the one optimizer entry point.
 
     lmer, the profiles of confint and the bootstrap refits all call this, so
@@ -454,6 +455,9 @@ def optimize_theta(f, theta0, lower, method="auto", upper=None, below=None, chec
     polish_only : bool
         θ0 is a local optimizer's result already (glmer's stage 2 after its own BOBYQA
         run): skip the first local run, go on with the restarts and Newton steps.
+    bobyqa_tol : float, optional
+        BOBYQA's absolute tolerances on θ and f instead of lme4's 1e-8 (glmer, whose
+        BOBYQA runs only give Newton steps their start).
     """
     if method not in OPTIMIZERS:
         raise LmmError(f"unknown optimizer {method!r}: use one of {', '.join(OPTIMIZERS)}")
@@ -469,7 +473,8 @@ def optimize_theta(f, theta0, lower, method="auto", upper=None, below=None, chec
     if len(theta0) == 0:        # nothing to optimize (e.g. a profile of a one-parameter model)
         return OptResult(theta=theta0, value=fun(theta0), nfev=1, singular=False,
                          messages=[], method=method)
-    local = partial(_lbfgsb, scale=scale) if method == "lbfgsb" else _bobyqa
+    local = partial(_lbfgsb, scale=scale) if method == "lbfgsb" else \
+        _bobyqa if bobyqa_tol is None else partial(_bobyqa, tol=bobyqa_tol)
     if newton_first and method != "nloptwrap":
         # from a start near the optimum, Newton steps with a finite-difference Hessian
         # converge in a few iterations; where they do not, the usual path goes on from

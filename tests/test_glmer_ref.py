@@ -188,7 +188,11 @@ def test_summary_as_lme4(key):
     ref = m["summary"].rstrip("\n")
     # the optimizer is lmmlite's, not lme4's (lme4 names it only when there are messages)
     ref = re.sub(r"optimizer \([.\w]+\)", f"optimizer ({fit.opt.method})", ref)
-    units = 5 if key in SHORT | {"contra_factor"} else 0
+    # SHORT: lme4's tight SEs are those of its point short of the optimum; at lmmlite's
+    # optimum the round-off-free SE(YEAR97) of grouse_nested is 0.2548253 (steps 1e-3 ..
+    # 1e-4 agree), 5.3 last-digit units from lme4's 0.254820, and the step-1e-4 Hessian's
+    # round-off moves it by up to 2 more units
+    units = 8 if key in SHORT else 5 if key == "contra_factor" else 0
     if key in NOISY:
         # lme4's SEs carry its PIRLS noise (module docstring): the blocks before the
         # fixed effects and the estimates must be the same
