@@ -8,9 +8,9 @@ As lme4's ``glmer`` (Bates et al. 2015, JSS 67(1); lme4's ``optimizeGlmer``):
 lme4 stops the second stage with Nelder-Mead at loose tolerances; lmmlite goes
 on to the exact optimum, so its log-likelihood is never below lme4's: BOBYQA
 (tolerances 1e-6 on both stages when Newton steps follow), then Newton steps
-with a finite-difference gradient and Hessian (glmm.deriv12, 2 evaluations
-per cross term), and at the optimum lme4's ``deriv12`` Hessian (step 1e-4,
-4 evaluations per cross term), which gives the standard errors and lme4's checks (isSingular on θ, checkConv on the gradient and
+with lme4's ``deriv12`` finite-difference gradient and Hessian (step 1e-4; cross
+terms from 2 evaluations instead of 4, ``rule="pairs"``), the last of which, at
+the optimum, gives the standard errors and lme4's checks (isSingular on θ, checkConv on the gradient and
 Hessian over (θ, β)). At a boundary, or where the Hessian is nearly singular or
 a Newton step does not lower f, the rest is lmer's optimizer entry point
 (restarts off the boundary, Newton steps with relative finite-difference steps),
@@ -221,8 +221,7 @@ def newton_finish(model, x, fx, lower, maxit=6):
             model.warm_start(state=centre)
             return f(y)
 
-        memo = {}
-        g, H = deriv12(around, x, fx=fx, lower=lower, rule="pairs", memo=memo)
+        g, H = deriv12(around, x, fx=fx, lower=lower, rule="pairs")
         free = ~_at_bound(x, lower)
         gf, Hf = g[free], H[np.ix_(free, free)]
         if not (np.all(np.isfinite(gf)) and np.all(np.isfinite(Hf))):
@@ -234,9 +233,6 @@ def newton_finish(model, x, fx, lower, maxit=6):
             return None, count[0]
         step = sla.cho_solve(sla.cho_factor(Hf, lower=True), gf)
         if np.max(np.abs(step) / (1 + np.abs(x[free]))) < 1e-7:
-            # at the optimum: the Hessian for the standard errors by lme4's own rule
-            # (4 evaluations per cross term, half of them done), less round-off
-            g, H = deriv12(around, x, fx=fx, lower=lower, memo=memo)
             return (x, fx, g, H), count[0]
         # near the optimum the full step (or half of it) lowers f; where it does not,
         # the finite-difference H is off (an ill-conditioned model): leave it to optimize.py

@@ -190,8 +190,8 @@ def test_summary_as_lme4(key):
     ref = re.sub(r"optimizer \([.\w]+\)", f"optimizer ({fit.opt.method})", ref)
     # SHORT: lme4's tight SEs are those of its point short of the optimum; at lmmlite's
     # optimum the round-off-free SE(YEAR97) of grouse_nested is 0.2548253 (steps 1e-3 ..
-    # 1e-4 agree), 5.3 last-digit units from lme4's 0.254820, and the step-1e-4 Hessian's
-    # round-off moves it by up to 2 more units
+    # 1e-4 agree), 5.3 last-digit units from lme4's 0.254820, and the round-off of the
+    # step-1e-4 Hessian (2 evaluations per cross term) moves it by up to 1 more unit
     units = 8 if key in SHORT else 5 if key == "contra_factor" else 0
     if key in NOISY:
         # lme4's SEs carry its PIRLS noise (module docstring): the blocks before the
