@@ -51,7 +51,7 @@ suppressPackageStartupMessages(library(lme4))
 
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--repeats", type=int, default=5)
     ap.add_argument("--models", default="")
     ap.add_argument("--out", default=str(HERE / "results"))
     args = ap.parse_args()
