@@ -89,3 +89,44 @@ def minimax(margins, z0, scale, eq=None, project=None, radius=1e-2, h=1e-6, tol=
         if step < tol:
             break
     return z, worst, it
+
+
+def least_squares_eq(resid, z0, scale, eq, project, lam=1e-3, tol=1e-12, maxit=100, log=None):
+    """Levenberg-Marquardt for min ||resid(z)||² subject to eq(z) = 0.
+
+    Each step solves the linearized problem min ||r + J D w||² + λ||y||² over the steps
+    w = w_p + N y that satisfy c + C D w = 0 (w_p the minimum-norm solution, N an
+    orthonormal basis of the null space of C D: the null-space method, Nocedal &
+    Wright 2006, section 16.2), then ``project``s back onto eq = 0; λ falls after a
+    successful step and rises after a failed one.  Returns (z, ||r||², iterations)."""
+    scale = np.asarray(scale, float)
+    z = project(np.asarray(z0, float))
+    r = resid(z)
+    cost = r @ r
+    it = 0
+    for it in range(1, maxit + 1):
+        J = jacobian(resid, z, 1e-6 * scale) * scale
+        C = jacobian(eq, z, 1e-6 * scale) * scale
+        c = eq(z)
+        _, sv, Vt = np.linalg.svd(C)
+        N = Vt[len(c):].T
+        wp = -np.linalg.pinv(C) @ c
+        A, b = J @ N, r + J @ wp
+        while True:
+            y = np.linalg.solve(A.T @ A + lam * np.eye(A.shape[1]), -A.T @ b)
+            w = wp + N @ y
+            trial = project(z + w * scale)
+            rt = resid(trial) if trial is not None else None
+            if rt is not None and rt @ rt < cost:
+                lam = max(lam / 10, 1e-12)
+                break
+            lam *= 10
+            if lam > 1e16:
+                return z, cost, it
+        step = np.max(np.abs(w))
+        z, r, cost = trial, rt, rt @ rt
+        if log:
+            log(it, cost, lam, step)
+        if step < tol:
+            break
+    return z, cost, it

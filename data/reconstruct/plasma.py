@@ -132,6 +132,13 @@ def lmm_values(s, name, theta0=None):
     zcols = [0] if name == "mm" else [0, 1]
     model = Grouped(s["n"], s["xm"], s["ym"], s["wxx"], s["wxy"], s["Wyy"], zcols)
     th = model.optimum(THETA0[name] if theta0 is None else theta0)
+    v, f = fit_values(model, th, name)
+    return v, model, th, f
+
+
+def fit_values(model, th, name):
+    """The printed numbers of a Grouped model ``name`` ("mm" or "mm2") at θ = ``th``
+    (at any θ: the score equations are not imposed here); (values, fit)."""
     f = model.fit(th)
     S = f["vcov_re"]
     v = {f"{name} {k}": x for k, x in
@@ -141,12 +148,12 @@ def lmm_values(s, name, theta0=None):
           ("corr", f["corr"])]}
     if name == "mm":
         dfs = model.satterthwaite(th)
-        v.update({f"mm u{g + 1}": f["ranef"][g, 0] for g in range(len(s["n"]))})
+        v.update({f"mm u{g + 1}": f["ranef"][g, 0] for g in range(len(f["ranef"]))})
         v.update({f"mm df{j}": dfs[j] for j in range(2)})
         v.update({f"mm p{j}": 2 * stats.t.sf(abs(f["t"][j]), dfs[j]) for j in range(2)})
     else:
         v.update({"mm2 v1": S[1, 1], "mm2 sd1": f["sd_re"][1], "mm2 rcorr": f["corr_re"]})
-    return v, model, th, f
+    return v, f
 
 
 def lmm_scaled_residuals(f, codes, age, conc):
