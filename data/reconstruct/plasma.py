@@ -1,17 +1,17 @@
 #!/usr/bin/env python
-"""Verify data/plasma.csv: every property data/README.md claims for it.
+"""Verify data/plasma.csv (or any plasma CSV): every property data/README.md claims for it.
 
     python data/reconstruct/plasma.py [data.csv]   (from the repository root; ~5 s)
 
-The data are the ones given in issue 16 (see data/README.md for what was
-derived and what is given).  This script does not use lmmlite: it recomputes
+The data are derived by plasma_derive.py (see data/README.md), which calls
+``verify`` on its result.  This script does not use lmmlite: it recomputes
 every printed number of the plasma slides from the CSV in closed form and
 checks that each one prints as on the slide, with its margin in half rounding
 units (|margin| < 1 means the printed digits agree):
 
 1. the per-group sufficient statistics (group means of age and conc, the
-   pooled within-group sums Wxx, Wxy, Wyy) are those of the earlier
-   reconstruction (STEP1 below, the constants of the minimax LP step);
+   pooled within-group sums Wxx, Wxy, Wyy) are those of step 1 (STEP1 below,
+   checked for data/plasma.csv only);
 2. lm(conc ~ age) and lm(conc ~ age + group), from the rows by least squares;
 3. lmer(conc ~ age + (1 | group)) and lmer(conc ~ age + (1 + age | group)):
    the REML criterion in closed form from each group's 2 x 2 cross-products
@@ -34,10 +34,11 @@ from _lmm import Grouped, quantile7  # the shared helper next to this script (on
 
 CSV = Path(__file__).resolve().parent.parent / "plasma.csv"
 
-# group means of age (1-4) and conc (1-4), Wxx, Wxy, Wyy of the earlier reconstruction
-STEP1 = np.array([51.63658440730452, 22.610753468753035, 31.241121716433334, 40.44929994495725,
-                  205.23145856886322, 149.50968922591076, 161.88509199790883, 181.75002391424957,
-                  922.7852294390606, -1755.3132085542402, 6327.140253197619])
+# group means of age (1-4) and conc (1-4), Wxx, Wxy, Wyy: step 1 of plasma_derive.py
+# (plasma_step1.solve())
+STEP1 = np.array([51.636564649298954, 22.610744751890472, 31.241110190302358, 40.449283744851044,
+                  205.23145702888516, 149.5096889321003, 161.88509100666937, 181.75002440891112,
+                  922.7845076565989, -1755.3125281385362, 6327.140223230416])
 
 # the printed numbers of the slides: (label, printed text, key into _values())
 PRINTED = [

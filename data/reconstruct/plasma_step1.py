@@ -78,17 +78,13 @@ def start():
 
 
 class Step1:
-    """Margins of the 57 printed numbers as a function of z (θ of mm warm-started)."""
-
-    def __init__(self):
-        self.theta = None
+    """Margins of the 57 printed numbers as a function of z.  (mm's Newton always starts
+    from plasma.THETA0: a warm start would make the result depend on the call history.)"""
 
     def values(self, z):
         s = stats_of(z)
         v, _ = plasma.lm_values(rows_from_stats(s["xm"], s["ym"], s["wxx"], s["wxy"], s["wyy"]))
-        vm, _, th, _ = plasma.lmm_values(s, "mm", self.theta)
-        self.theta = th
-        v.update(vm)
+        v.update(plasma.lmm_values(s, "mm")[0])
         return v
 
     def margins(self, z):
