@@ -7,17 +7,20 @@ taking the rest.  Its 15 printed numbers (plasma.PRINTED, keys "mm2 ...") must
 print at the EXACT REML optimum, the root of the score equations ∇d(θ; u) = 0.
 
 Unknowns z = (u, θ).  The criterion is _lmm.Grouped's closed form (exact,
-complex-step gradient).  The iteration (_minimax.minimax) linearizes the 15
-printed numbers (interval constraints at their rounding) and the 3 score
-equations (equalities) in z, takes the LP step that minimizes the worst margin
-inside a trust region, and projects back onto the score equations by Newton
-on θ at fixed u.  Starts: a seeded Latin hypercube over plausible splits (each
-group's share of Wxx, each group's within slope wxy_g/wxx_g); each start is
-first moved by a θ-free fit (the printed numbers only, θ a free parameter),
-then to the exact optimum with the score equations enforced.
+complex-step gradient).  Starts: a seeded Latin hypercube over plausible splits
+(each group's share of Wxx, each group's within slope wxy_g/wxx_g), θ from the
+printed variance components.  Each start is moved onto the score equations by
+Gauss-Newton in u at fixed θ (Split.project: the equations are well conditioned
+in u, while θ at fixed u is nearly flat in one direction), then fitted by
+constrained Levenberg-Marquardt (_minimax.least_squares_eq) with the rounding
+intervals relaxed (RELAX: widths rel·|printed value|) and tightened step by step,
+and finally by the minimax iteration (_minimax.minimax): the 15 printed numbers
+linearized as interval constraints at their rounding, the 3 score equations as
+equalities, the LP step that minimizes the worst margin inside a trust region,
+and a projection back onto the score equations after every step.  The starts
+are tried in order until one reaches a worst margin below 1.
 """
 import numpy as np
-from scipy.optimize import least_squares
 from scipy.stats import qmc
 
 import plasma
@@ -87,16 +90,6 @@ class Split:
                     return None
             z[:6] -= du
         return None
-
-    def optimum(self, z):
-        """z with θ moved to the root of the score equations at its u (Newton in θ)."""
-        if not self.plausible(z[:6]):
-            return None
-        model = self.model(z[:6])
-        th = model.optimum(z[6:])
-        if not np.all(np.isfinite(th)) or np.abs(model.gradient(th)).max() > 1e-9:
-            return None
-        return np.r_[z[:6], th]
 
 
 def starts(s, count, seed=16):
