@@ -130,9 +130,8 @@ class Profile:
                 nxt = max(nxt, bound) if sgn < 0 else min(nxt, bound)
             else:
                 lo, hi = sorted((inner[0], outer[0]))
-                # the secant step if it falls well inside the bracket, else bisection
-                margin = 1e-3 * (hi - lo)
-                if nxt is None or not lo + margin < nxt < hi - margin:
+                # the secant step if it falls inside the bracket, else bisection
+                if nxt is None or not lo < nxt < hi:
                     nxt = 0.5 * (inner[0] + outer[0])
             x = nxt
         raise LmmError(f"the profile of {self.names[i]} did not converge")

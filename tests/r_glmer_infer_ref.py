@@ -58,8 +58,11 @@ R_PROFILE = r"""
     assign(".ginf_orig_ctl", get("glmerControl", ns), envir = globalenv())
   orig <- get(".ginf_orig_ctl", envir = globalenv())
   ctl <- if (is.null(tol)) orig else {
+    env <- new.env(parent = environment(orig))
+    env$tol <- tol
+    env$orig <- orig
     f <- function(...) { a <- list(...); if (is.null(a$tolPwrss)) a$tolPwrss <- tol; do.call(orig, a) }
-    environment(f) <- environment(orig)
+    environment(f) <- env
     f
   }
   unlockBinding("glmerControl", ns)
@@ -75,11 +78,12 @@ R_PROFILE = r"""
     warning = function(w) { notes <<- c(notes, conditionMessage(w)); invokeRestart("muffleWarning") })
   list(pr = pr, notes = unique(notes), seconds = proc.time()[["elapsed"]] - t0)
 }
-.ginf_one <- function(key, data, formula, family, nAGQ, weights, offset, default = FALSE) {
+.ginf_one <- function(key, data, formula, family, nAGQ, weights, offset, default = FALSE,
+                      stock = TRUE) {
   assign(data, .gref_read(data), envir = globalenv())
   fit <- .gref_fit(data, formula, family, nAGQ, weights, offset)$fit
   tight <- .ginf_profile(fit, TRUE)
-  stock <- .ginf_profile(fit, FALSE)
+  stock <- if (stock) .ginf_profile(fit, FALSE) else list(pr = tight$pr, notes = NULL)
   d <- as.data.frame(tight$pr)
   pars <- levels(d$.par)
   points <- lapply(setNames(pars, pars), function(p) {
