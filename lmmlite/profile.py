@@ -31,6 +31,8 @@ The two callables:
   optimum as the first curvature (:func:`quasi_newton`).
 """
 
+import warnings
+
 import numpy as np
 
 from .deviance import Deviance
@@ -118,7 +120,8 @@ class Profile:
             if outer is None and x == bound:
                 return bound                 # ζ does not reach z before the bound
             if outer is not None and abs(outer[0] - inner[0]) < xtol:
-                return outer[0] if not np.isfinite(inner[1]) else _secant(inner, outer, target)
+                root = _secant(inner, outer, target)
+                return outer[0] if root is None else root
             nxt = _secant(prev, (x, zx), target) if np.isfinite(zx) else None
             prev = (x, zx) if np.isfinite(zx) else prev
             if outer is None:
@@ -134,7 +137,8 @@ class Profile:
                 if nxt is None or not lo < nxt < hi:
                     nxt = 0.5 * (inner[0] + outer[0])
             x = nxt
-        raise LmmError(f"the profile of {self.names[i]} did not converge")
+        warnings.warn(f"the profile of {self.names[i]} did not converge: NaN", stacklevel=3)
+        return np.nan
 
 
 def _secant(a, b, target):
