@@ -28,7 +28,7 @@ The two callables:
   parameters (lme4 profiles glmer fits the same way, in the sd scale).
   The inner minimization is a quasi-Newton method started from the
   extrapolated path of the previous solutions, with the Hessian at the
-  optimum as the first curvature (:func:`quasi_newton`).
+  optimum as the first curvature (:class:`_Path`).
 """
 
 import warnings
@@ -38,7 +38,7 @@ import numpy as np
 from .deviance import Deviance
 from .errors import LmmError
 from .glmm import deriv12
-from .optimize import optimize_theta
+from .optimize import _quasi_newton, optimize_theta
 
 ZETA_TOL = 1e-7       # |ζ(x) - target| at which an end is accepted
 MAX_ZETA_EVALS = 40
@@ -276,14 +276,25 @@ def _wald_se(H, est, lower):
     return se
 
 
+class _Recorded:
+    """f, with the (θ, gradient, Hessian) that the quasi-Newton steps leave on it."""
+
+    def __init__(self, f):
+        self.f, self.derivs = f, None
+
+    def __call__(self, x):
+        return self.f(x)
+
+
 class _Path:
     """The minima of the deviance with one parameter held, along each parameter's path.
 
     For parameter i held at x the other parameters start from the line through
     the two previous solutions of the same path nearest to x (or from the
     optimum moved along -H_oo⁻¹ H_oi, the implicit-function direction at ψ̂),
-    and are minimized by :func:`quasi_newton` with the last curvature of the
-    path; if that fails, by :func:`lmmlite.optimize.optimize_theta`.
+    and are minimized by quasi-Newton steps (``optimize._quasi_newton``) from the
+    last curvature of the path; where they do not converge (a bound reached), by
+    :func:`lmmlite.optimize.optimize_theta`.
     """
 
     def __init__(self, dev, est, H, lower, upper, se, method):
@@ -317,86 +328,19 @@ class _Path:
             return self.dev(v)
 
         start = self._start(i, x, others)
-        B = self.curvature.get(i, self.H[np.ix_(others, others)])
-        z, value, B, ok = quasi_newton(f, start, B, self.lower[others], self.upper[others],
-                                       self.se[others])
-        if not ok:
-            opt = optimize_theta(f, z, self.lower[others], self.method,
-                                 upper=self.upper[others], checks=False)
+        lower, upper = self.lower[others], self.upper[others]
+        fun = _Recorded(f)
+        with np.errstate(all="ignore"):
+            z, value, ok = _quasi_newton(fun, start, lower, fun(start), upper,
+                                         hessian=self.curvature.get(i, self.H[np.ix_(others, others)]))
+        if ok and fun.derivs is not None and len(fun.derivs[1]) == len(others):
+            self.curvature[i] = fun.derivs[2]      # the path's last curvature: the next start
+        elif not ok:
+            opt = optimize_theta(f, z, lower, self.method, upper=upper, checks=False)
             z, value = opt.theta, opt.value
-        else:
-            self.curvature[i] = B
         if np.isfinite(value):
             v = self.est.copy()
             v[i] = x
             v[others] = z
             self.solved.setdefault(i, []).append((x, v))
         return value
-
-
-def _fd_gradient(f, x, fx, lower, upper, h):
-    """Central differences (one-sided at a bound) with steps h."""
-    g = np.zeros(len(x))
-    for j in range(len(x)):
-        up, dn = x.copy(), x.copy()
-        hu = min(h[j], upper[j] - x[j])
-        hd = min(h[j], x[j] - lower[j])
-        up[j] += hu
-        dn[j] -= hd
-        fu = f(up) if hu > 0 else fx
-        fd = f(dn) if hd > 0 else fx
-        g[j] = (fu - fd) / (hu + hd) if hu + hd > 0 else 0.0
-    return g
-
-
-def quasi_newton(f, x, B, lower, upper, scale, maxit=30, tol=1e-11):
-    """Minimize f near x under bounds: projected BFGS with central-difference gradients.
-
-    ``B`` is the first curvature (e.g. the Hessian at a nearby optimum) and
-    ``scale`` the coordinates' natural sizes (the difference steps are 1e-3 of
-    them). Stops when the decrease a Newton step promises, g'B⁻¹g / 2, is below
-    ``tol``: the minimum value is then correct to about ``tol``. Returns
-    (x, f(x), B, converged).
-    """
-    x = np.clip(np.asarray(x, dtype=float), lower, upper)
-    h = np.clip(1e-3 * np.asarray(scale, dtype=float), 1e-8, 1e-3)
-    B = np.array(B, dtype=float)
-    with np.errstate(all="ignore"):
-        fx = f(x)
-        if not np.isfinite(fx):
-            return x, fx, B, False
-        g = _fd_gradient(f, x, fx, lower, upper, h)
-        for _ in range(maxit):
-            if not np.all(np.isfinite(g)):
-                return x, fx, B, False
-            free = ~(((x <= lower) & (g > 0)) | ((x >= upper) & (g < 0)))
-            if not free.any():
-                return x, fx, B, True
-            Bf, gf = B[np.ix_(free, free)], g[free]
-            lam, V = np.linalg.eigh(Bf)
-            if not np.all(np.isfinite(lam)):
-                return x, fx, B, False
-            lam = np.maximum(np.abs(lam), 1e-8 * max(np.abs(lam).max(), 1e-300))
-            step = V @ ((V.T @ gf) / lam)
-            promised = 0.5 * float(gf @ step)
-            if promised < tol:
-                return x, fx, B, True
-            t = 1.0
-            for _ in range(12):
-                cand = x.copy()
-                cand[free] -= t * step
-                cand = np.clip(cand, lower, upper)
-                fc = f(cand)
-                if fc <= fx - 1e-4 * t * promised:
-                    break
-                t /= 2
-            else:
-                return x, fx, B, promised < 1e3 * tol
-            gc = _fd_gradient(f, cand, fc, lower, upper, h)
-            s, y = cand - x, gc - g
-            sy = float(s @ y)
-            if sy > 1e-12 * np.linalg.norm(s) * np.linalg.norm(y):
-                Bs = B @ s
-                B = B + np.outer(y, y) / sy - np.outer(Bs, Bs) / float(s @ Bs)
-            x, fx, g = cand, fc, gc
-    return x, fx, B, False
