@@ -146,7 +146,7 @@ def _fd_grad(f, x, free, h=1e-4):
     return g
 
 
-def _quasi_newton(f, theta, lower, fval, upper=None, iterations=12, hessian=None):
+def quasi_newton(f, theta, lower, fval, upper=None, iterations=12, hessian=None):
     """Newton steps from a start near the optimum, for an expensive criterion.
 
     The first step uses the finite-difference Hessian (1 + 2k + k(k-1) evaluations
@@ -471,7 +471,7 @@ def optimize_theta(f, theta0, lower, method="auto", upper=None, below=None, chec
         # from a start near the optimum, Newton steps with a finite-difference Hessian
         # converge in a few iterations; where they do not, the usual path goes on from
         # the best point they reached
-        theta, fval, converged = _quasi_newton(fun, theta0, lower, fun(theta0), upper)
+        theta, fval, converged = quasi_newton(fun, theta0, lower, fun(theta0), upper)
         if converged and not np.any(np.isfinite(lower) & (theta < lower + SINGULAR_TOL)):
             return _finish(fun, theta, fval, lower, method, fun) if checks else \
                 OptResult(theta=theta, value=fval, nfev=fun.n, method=method, messages=[],

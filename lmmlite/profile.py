@@ -38,7 +38,7 @@ import numpy as np
 from .deviance import Deviance
 from .errors import LmmError
 from .glmm import deriv12
-from .optimize import _quasi_newton, optimize_theta
+from .optimize import quasi_newton, optimize_theta
 
 ZETA_TOL = 1e-7       # |ζ(x) - target| at which an end is accepted
 MAX_ZETA_EVALS = 40
@@ -292,7 +292,7 @@ class _Path:
     For parameter i held at x the other parameters start from the line through
     the two previous solutions of the same path nearest to x (or from the
     optimum moved along -H_oo⁻¹ H_oi, the implicit-function direction at ψ̂),
-    and are minimized by quasi-Newton steps (``optimize._quasi_newton``) from the
+    and are minimized by quasi-Newton steps (:func:`lmmlite.optimize.quasi_newton`) from the
     last curvature of the path; where they do not converge (a bound reached), by
     :func:`lmmlite.optimize.optimize_theta`.
     """
@@ -331,7 +331,7 @@ class _Path:
         lower, upper = self.lower[others], self.upper[others]
         fun = _Recorded(f)
         with np.errstate(all="ignore"):
-            z, value, ok = _quasi_newton(fun, start, lower, fun(start), upper,
+            z, value, ok = quasi_newton(fun, start, lower, fun(start), upper,
                                          hessian=self.curvature.get(i, self.H[np.ix_(others, others)]))
         if ok and fun.derivs is not None and len(fun.derivs[1]) == len(others):
             self.curvature[i] = fun.derivs[2]      # the path's last curvature: the next start
