@@ -292,8 +292,8 @@ class _Path:
     For parameter i held at x the other parameters start from the line through
     the two previous solutions of the same path nearest to x (or from the
     optimum moved along -H_oo⁻¹ H_oi, the implicit-function direction at ψ̂),
-    and are minimized by quasi-Newton steps (:func:`lmmlite.optimize.quasi_newton`) from the
-    last curvature of the path; where they do not converge (a bound reached), by
+    and are minimized by quasi-Newton steps (:func:`lmmlite.optimize.quasi_newton`)
+    from the last curvature of the path; where they do not converge (a bound reached), by
     :func:`lmmlite.optimize.optimize_theta`.
     """
 
@@ -304,7 +304,8 @@ class _Path:
         self.curvature = {}        # i -> the last quasi-Newton matrix of path i
 
     def _start(self, i, x, others):
-        pts = sorted(self.solved.setdefault(i, [(self.est[i], self.est)]), key=lambda s: abs(s[0] - x))[:2]
+        path = self.solved.setdefault(i, [(self.est[i], self.est)])
+        pts = sorted(path, key=lambda s: abs(s[0] - x))[:2]
         if len(pts) == 2 and pts[0][0] != pts[1][0]:
             (x0, v0), (x1, v1) = pts
             v = v0 + (x - x0) * (v1 - v0) / (x1 - x0)
@@ -330,9 +331,9 @@ class _Path:
         start = self._start(i, x, others)
         lower, upper = self.lower[others], self.upper[others]
         fun = _Recorded(f)
+        B = self.curvature.get(i, self.H[np.ix_(others, others)])
         with np.errstate(all="ignore"):
-            z, value, ok = quasi_newton(fun, start, lower, fun(start), upper,
-                                         hessian=self.curvature.get(i, self.H[np.ix_(others, others)]))
+            z, value, ok = quasi_newton(fun, start, lower, fun(start), upper, hessian=B)
         if ok and fun.derivs is not None and len(fun.derivs[1]) == len(others):
             self.curvature[i] = fun.derivs[2]      # the path's last curvature: the next start
         elif not ok:

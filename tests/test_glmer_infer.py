@@ -150,12 +150,12 @@ def test_live_lme4_profile_cbpp():
     ro.r(R_FIT)
     ro.r(script.R_PROFILE)
     d, formula, family, nagq, weights, offset = MODELS["cbpp_logit"]
-    live = json.loads(ro.r(f'jsonlite::toJSON(.ginf_one("cbpp_logit", "{d}", "{formula}", '
-                           f'"{family}", {nagq}L, "{weights}", "{offset}", stock = FALSE), digits = NA, '
-                           'auto_unbox = TRUE)')[0])
+    call = (f'.ginf_one("cbpp_logit", "{d}", "{formula}", "{family}", {nagq}L, '
+            f'"{weights}", "{offset}", stock = FALSE)')
+    live = json.loads(ro.r(f"jsonlite::toJSON({call}, digits = NA, auto_unbox = TRUE)")[0])
+    stored = REF["models"]["cbpp_logit"]["profile"]
     for side in ("lower", "upper"):
-        np.testing.assert_allclose(live["profile"][side], REF["models"]["cbpp_logit"]["profile"][side],
-                                   rtol=1e-6)
+        np.testing.assert_allclose(live["profile"][side], stored[side], rtol=1e-6)
 
 
 # ---------------------------------------------------------------------- simulate
