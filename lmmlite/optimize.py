@@ -85,6 +85,35 @@ def _at_bound(theta, lower, tol=1e-10, upper=None):
     return at if upper is None else at | (np.isfinite(upper) & (theta >= upper - tol))
 
 
+def _newton_step(g, H):
+    """The Newton step H⁻¹g; where H is not positive definite (a saddle or a ridge)
+    its eigenvalues are taken in absolute value, so the step goes downhill."""
+    lam, V = np.linalg.eigh(H)
+    lam = np.maximum(np.abs(lam), 1e-8 * max(np.abs(lam).max(), 1e-300))
+    return V @ ((V.T @ g) / lam)
+
+
+def _negligible(step, g, theta, fval):
+    """A step too small to matter, or a promised decrease below round-off in d(θ)."""
+    return bool(np.max(np.abs(step) / (1 + np.abs(theta))) < 1e-7
+                or 0.5 * float(g @ step) < 1e-13 * (1 + abs(fval)))
+
+
+def _backtrack(f, theta, free, step, lower, upper, fval):
+    """θ - t·step on the free coordinates, clipped to the bounds, for the first of
+    t = 1, 1/2, ..., 1/128 that does not raise d; None if none does."""
+    t = 1.0
+    for _ in range(8):
+        cand = theta.copy()
+        cand[free] -= t * step
+        cand = np.clip(cand, lower, np.inf if upper is None else upper)
+        fc = f(cand)
+        if fc <= fval:
+            return cand, fc, t
+        t /= 2
+    return None
+
+
 def _polish(f, theta, lower, fval, upper=None):
     """A few projected Newton steps on the coordinates away from their bounds.
 
@@ -102,34 +131,19 @@ def _polish(f, theta, lower, fval, upper=None):
         if not (np.all(np.isfinite(g)) and np.all(np.isfinite(H))):
             return theta, fval, False
         try:
-            # Newton step; where H is not positive definite (a saddle or a ridge)
-            # its eigenvalues are taken in absolute value, so the step goes downhill
-            lam, V = np.linalg.eigh(H)
+            step = _newton_step(g, H)
         except np.linalg.LinAlgError:
             return theta, fval, False
-        lam = np.maximum(np.abs(lam), 1e-8 * max(np.abs(lam).max(), 1e-300))
-        step = V @ ((V.T @ g) / lam)
         if not np.all(np.isfinite(step)):
             return theta, fval, False
-        if np.max(np.abs(step) / (1 + np.abs(theta[free]))) < 1e-7:
+        if _negligible(step, g, theta[free], fval):
             return theta, fval, True
-        # the decrease a Newton step promises; below round-off in d(θ) it is noise
-        if 0.5 * float(g @ step) < 1e-13 * (1 + abs(fval)):
-            return theta, fval, True
-        t = 1.0
-        for _ in range(8):
-            cand = theta.copy()
-            cand[free] -= t * step
-            cand = np.clip(cand, lower, np.inf if upper is None else upper)
-            fc = f(cand)
-            if fc <= fval:
-                break
-            t /= 2
-        else:
+        found = _backtrack(f, theta, free, step, lower, upper, fval)
+        if found is None:
             return theta, fval, False
-        if fc == fval:
+        if found[1] == fval:
             return theta, fval, True
-        theta, fval = cand, fc
+        theta, fval = found[:2]
     return theta, fval, False
 
 
@@ -170,23 +184,13 @@ def quasi_newton(f, theta, lower, fval, upper=None, iterations=12, hessian=None)
             f.derivs = (theta.copy(), g, H)
         if not (np.all(np.isfinite(g)) and np.all(np.isfinite(H))):
             return theta, fval, False
-        lam, V = np.linalg.eigh(H)
-        lam = np.maximum(np.abs(lam), 1e-8 * max(np.abs(lam).max(), 1e-300))
-        step = V @ ((V.T @ g) / lam)
-        if np.max(np.abs(step) / (1 + np.abs(theta[free]))) < 1e-7 \
-                or 0.5 * float(g @ step) < 1e-13 * (1 + abs(fval)):
+        step = _newton_step(g, H)
+        if _negligible(step, g, theta[free], fval):
             return theta, fval, True
-        t = 1.0
-        for _ in range(8):
-            cand = theta.copy()
-            cand[free] -= t * step
-            cand = np.clip(cand, lower, np.inf if upper is None else upper)
-            fc = f(cand)
-            if fc <= fval:
-                break
-            t /= 2
-        else:
+        found = _backtrack(f, theta, free, step, lower, upper, fval)
+        if found is None:
             return theta, fval, False
+        cand, fc, t = found
         if np.any(_at_bound(cand, lower, upper=upper) & free):
             return cand, fc, False      # a bound was reached: the usual path takes over
         g_new = _fd_grad(f, cand, free)
