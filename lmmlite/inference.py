@@ -111,7 +111,7 @@ class SatterthwaiteModel:
         kdf = dev.n - p if REML else dev.n
 
         def parts(th):
-            fac = dev.factor(th)
+            fac = dev.factor(th, full=False)   # the criterion-only path (solvers.py)
             a = fac.logdet_Z() + (fac.logdet_X() if REML else 0.0)
             Ri = np.linalg.inv(fac.RX())
             return np.concatenate([[a, dev.pwrss(fac)], (Ri @ Ri.T).ravel()])

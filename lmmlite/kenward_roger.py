@@ -19,7 +19,7 @@ and then I_E[r, s] = ½(K_rs - 2 tr(ΦQ_rs) + tr(ΦP_rΦP_s)), W = I_E⁻¹ and
 
 Every one of these is a p x p (or scalar) product of q x q and q x p matrices
 (q random effects).  With A = Λ'Z'ZΛ + I and M = ΛA⁻¹Λ', the Woodbury identity
-gives V⁻¹ = I - ZMZ', so with G = Z'Z (sparse), N = M Z'X:
+gives V⁻¹ = I - ZMZ' (woodbury.py), so with G = Z'Z (sparse), N = M Z'X:
 
     V⁻¹X = X - ZN,          Z'V⁻¹X = Z'X - GN,       X'V⁻¹X = X'X - X'ZN,
     V⁻¹Z = Z(I - MG),       C = Z'V⁻¹Z = G - GMG,
@@ -27,17 +27,16 @@ gives V⁻¹ = I - ZMZ', so with G = Z'Z (sparse), N = M Z'X:
 
 from which X'V⁻²X = (V⁻¹X)'(V⁻¹X), X'V⁻³X = (V⁻¹X)'(V⁻²X), Z'V⁻²X = Z'X - GN₂,
 tr(V⁻²) = n - 2 tr(MG) + tr(MGMG) and the diagonal blocks of Z'V⁻²Z =
-(I - MG)'G(I - MG).  The dense q x q matrices are A⁻¹ (one Cholesky), M, GM and
-C: about 4 x 8q² bytes (0.5 GB at InstEval's q = 4,114), against 8n² (43 GB at
-its n = 73,421) for Σ⁻¹.
+Z'V⁻¹(I - ZMZ')Z = (I - GM)C.  The dense q x q matrices are M, GM and C: about
+3 x 8q² bytes (0.4 GB at InstEval's q = 4,114), against 8n² (43 GB at its
+n = 73,421) for Σ⁻¹.
 """
 
 import numpy as np
-import scipy.linalg as sla
-import scipy.sparse as sp
 
 from .covariance import tril_index
 from .errors import LmmError
+from .woodbury import LevelBlocks, Marginal, term_columns
 
 
 def _unit(p, i, j):
@@ -47,114 +46,45 @@ def _unit(p, i, j):
     return E
 
 
-def _spd_inverse(A):
-    """A⁻¹ of a symmetric positive definite A (LAPACK potrf + potri), both triangles."""
-    c, info = sla.lapack.dpotrf(A, lower=1, clean=1, overwrite_a=1)
-    if info != 0:
-        raise np.linalg.LinAlgError("Λ'Z'ZΛ + I is not positive definite")
-    inv, info = sla.lapack.dpotri(c, lower=1, overwrite_c=1)
-    if info != 0:
-        raise np.linalg.LinAlgError("Λ'Z'ZΛ + I could not be inverted")
-    low = np.tril(inv)
-    return low + np.tril(inv, -1).T
-
-
-class _Generators:
-    """The G_r = Z D_r Z' of the random terms: their term's columns and E_r."""
-
-    def __init__(self, blocks):
-        self.items = []           # (slice of the term's columns, nlevels, p_k, E_r)
-        start = 0
-        for b in blocks:
-            cols = slice(start, start + b.nlevels * b.p)
-            for i, j in tril_index(b.p):
-                self.items.append((cols, b.nlevels, b.p, _unit(b.p, i, j)))
-            start += b.nlevels * b.p
-
-    def apply(self, r, U):
-        """D_r U for U with the rows of r's term (levels x p_k rows, level by level)."""
-        cols, nl, pk, E = self.items[r]
-        if pk == 1:
-            return U
-        U3 = U.reshape(nl, pk, -1)
-        return np.einsum("ij,ljc->lic", E, U3).reshape(U.shape)
-
-    def trace2(self, a, b, C):
-        """tr(D_a C_kl D_b C_lk) for a symmetric C (k, l the terms of a and b)."""
-        ca, na, pa, Ea = self.items[a]
-        cb, nb, pb, Eb = self.items[b]
-        Ckl = C[ca, cb]
-        if pa == 1 and pb == 1:
-            return float(np.sum(Ckl * Ckl))
-        C4 = Ckl.reshape(na, pa, nb, pb)
-        DCD = np.einsum("ij,xjyk,kl->xiyl", Ea, C4, Eb)
-        return float(np.sum(DCD * C4))
-
-    def block_trace(self, r, F, GF):
-        """tr(D_r S_kk) for S = F'GF, from F and GF restricted to the term's columns."""
-        cols, nl, pk, E = self.items[r]
-        i, j = np.nonzero(np.tril(E))
-        i, j = int(i[0]), int(j[0])
-        idx = np.arange(nl) * pk
-        s = float(np.sum(F[:, idx + i] * GF[:, idx + j]))
-        return s if i == j else 2.0 * s
+def generators(blocks):
+    """D_r = I ⊗ E_r of every random-term γ_r (G_r = Z D_r Z'), in γ's order."""
+    return [LevelBlocks(cols, b.nlevels, b.p, _unit(b.p, i, j))
+            for b, cols in zip(blocks, term_columns(blocks)) for i, j in tril_index(b.p)]
 
 
 def kr_pieces(dev, theta, sigma):
     """Φ and the lists P, Q (dict by (r, s)), K of Kenward & Roger at (θ, σ), in the γ
     order of ``CovarianceParameters.gamma`` (every Σ_k's lower triangle, then σ²)."""
-    X = dev.X
-    n, p = X.shape
-    Z = sp.hstack([b.Z() for b in dev.blocks], format="csr")
-    q = Z.shape[1]
+    V = Marginal(dev, theta)
     s2 = sigma ** 2
-    Lam = sp.block_diag([sp.kron(sp.identity(b.nlevels), T, format="csr")
-                         for b, T in zip(dev.blocks, dev.split(theta))], format="csr")
-    G = (Z.T @ Z).tocsr()
-    ZX = np.asarray(Z.T @ X)
-    XX = X.T @ X
-    A = (Lam.T @ G @ Lam).toarray()
-    A[np.diag_indices(q)] += 1.0
-    Ainv = _spd_inverse(A)
-    del A
-    M = np.asarray(Lam @ np.asarray(Lam @ Ainv).T)          # Λ A⁻¹ Λ' (A⁻¹ symmetric)
-    del Ainv
-    GM = np.asarray(G @ M)                                   # G M; (GM)' = M G
-    C = G.toarray() - np.asarray(G @ GM.T)                   # Z'V⁻¹Z = G - GMG
-    N = M @ ZX
-    ZVX = ZX - G @ N                                         # Z'V⁻¹X
-    XVX = XX - ZX.T @ N                                      # X'V⁻¹X
-    N2 = N + M @ ZVX                                         # V⁻²X = X - Z N₂
-    del M
-    ZV2X = ZX - G @ N2                                       # Z'V⁻²X
-    XV2X = XX - ZX.T @ N - N.T @ ZX + N.T @ (G @ N)          # (V⁻¹X)'(V⁻¹X)
-    XV3X = XX - ZX.T @ N2 - N.T @ ZX + N.T @ (G @ N2)        # (V⁻¹X)'(V⁻²X)
+    N, ZVX, G = V.N, V.ZVX, V.G
+    N2 = N + V.M @ ZVX                                       # V⁻²X = X - Z N₂
+    ZV2X = V.ZX - G @ N2                                     # Z'V⁻²X
+    XV2X = V.XX - V.ZX.T @ N - N.T @ V.ZX + N.T @ (G @ N)    # (V⁻¹X)'(V⁻¹X)
+    XV3X = V.XX - V.ZX.T @ N2 - N.T @ V.ZX + N.T @ (G @ N2)  # (V⁻¹X)'(V⁻²X)
     XV3X = 0.5 * (XV3X + XV3X.T)
-    trV2 = n - 2.0 * np.trace(GM) + float(np.sum(GM * GM.T))
+    trV2 = V.n - 2.0 * np.trace(V.GM) + float(np.sum(V.GM * V.GM.T))
 
-    gens = _Generators(dev.blocks)
-    mz = len(gens.items)           # the random-term generators; index mz is σ²
+    gens = generators(dev.blocks)
+    mz = len(gens)                 # the random-term generators; index mz is σ²
     m = mz + 1
-    DU = [gens.apply(r, ZVX[it[0]]) for r, it in enumerate(gens.items)]   # D_r Z_k'V⁻¹X
-    P = [-(ZVX[it[0]].T @ DU[r]) / s2 ** 2 for r, it in enumerate(gens.items)]
+    DU = [g.apply(ZVX[g.cols]) for g in gens]                # D_r Z_k'V⁻¹X
+    P = [-(ZVX[g.cols].T @ DU[r]) / s2 ** 2 for r, g in enumerate(gens)]
     P.append(-XV2X / s2 ** 2)
-    CD = [C[:, it[0]] @ DU[r] for r, it in enumerate(gens.items)]         # C D_s U_s
+    CD = [V.C[:, g.cols] @ DU[r] for r, g in enumerate(gens)]   # C D_s Z_l'V⁻¹X
     Q, K = {}, np.empty((m, m))
-    for a, ia in enumerate(gens.items):
+    for a, ga in enumerate(gens):
         for b in range(a, mz):
-            Q[a, b] = DU[a].T @ CD[b][ia[0]] / s2 ** 3
+            Q[a, b] = DU[a].T @ CD[b][ga.cols] / s2 ** 3
             Q[b, a] = Q[a, b].T
-            K[a, b] = K[b, a] = gens.trace2(a, b, C) / s2 ** 2
-        # with σ²: Q = X'V⁻²Z D_a Z'V⁻¹X, K = tr(D_a Z'V⁻²Z)
-        Q[mz, a] = ZV2X[ia[0]].T @ DU[a] / s2 ** 3
+            K[a, b] = K[b, a] = ga.trace2(gens[b], V.C) / s2 ** 2
+        # with σ² (G = I): Q = X'V⁻²Z D_a Z'V⁻¹X, K = tr(D_a Z'V⁻²Z)
+        Q[mz, a] = ZV2X[ga.cols].T @ DU[a] / s2 ** 3
         Q[a, mz] = Q[mz, a].T
-        cols = ia[0]
-        F = -GM[cols].T                                       # (I - MG)[:, cols]
-        F[np.arange(cols.start, cols.stop), np.arange(cols.stop - cols.start)] += 1.0
-        K[a, mz] = K[mz, a] = gens.block_trace(a, F, np.asarray(G @ F)) / s2 ** 2
+        K[a, mz] = K[mz, a] = ga.trace(V.C, V.GM) / s2 ** 2
     Q[mz, mz] = XV3X / s2 ** 3
     K[mz, mz] = trV2 / s2 ** 2
-    Phi = s2 * np.linalg.inv(XVX)
+    Phi = s2 * np.linalg.inv(V.XVX)
     return Phi, P, Q, K
 
 

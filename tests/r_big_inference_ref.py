@@ -93,7 +93,10 @@ def model_entry(ro, data, spec):
     t0 = time.perf_counter()
     res = ro.r[".big_model"](formula, to_r(data[dname]), REML, kr)
     out = {"key": key, "data": dname, "formula": formula, "REML": REML}
-    out.update({k: _py(res.rx2(k)) for k in res.names})
+    for k in res.names:
+        v = _py(res.rx2(k))
+        scalar = k in ("sigma", "crit") or k.startswith("seconds")
+        out[k] = v[0] if scalar else v
     print(f"  {key}: {time.perf_counter() - t0:.1f} s "
           f"(lmerTest Satterthwaite {out['seconds_satterthwaite']:.1f} s)", flush=True)
     return out
