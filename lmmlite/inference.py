@@ -30,6 +30,7 @@ from scipy import stats
 
 from .errors import LmmError
 from .kenward_roger import KenwardRoger
+from .satterthwaite_exact import varpar_derivatives
 
 _RICH_LEVELS = 4
 
@@ -91,6 +92,41 @@ def _steps(theta):
 
 # --------------------------------------------------------------------------
 # Satterthwaite
+EXACT_MIN_N = 20_000   # exact derivatives (q x q algebra) from this many rows ...
+EXACT_MAX_Q = 8_000    # ... while q x q dense arrays stay below 0.5 GB each
+
+
+def use_exact(dev):
+    """Whether Satterthwaite's derivatives are taken exactly (large models) rather than by
+    Richardson-extrapolated differences of the deviance (lmerTest's way; 73 evaluations)."""
+    q = sum(b.nlevels * b.p for b in dev.blocks)
+    return dev.n >= EXACT_MIN_N and q <= EXACT_MAX_Q
+
+
+def _richardson_derivatives(dev, theta, sigma, REML):
+    """(H, jac) as varpar_derivatives, the θ derivatives by Richardson-extrapolated differences."""
+    p = dev.p
+    kdf = dev.n - p if REML else dev.n
+
+    def parts(th):
+        fac = dev.factor(th, full=False)   # the criterion-only path (solvers.py)
+        a = fac.logdet_Z() + (fac.logdet_X() if REML else 0.0)
+        Ri = np.linalg.inv(fac.RX())
+        return np.concatenate([[a, dev.pwrss(fac)], (Ri @ Ri.T).ravel()])
+
+    f0, G, Hh = grad_hess(parts, theta, _steps(theta))
+    r2 = f0[1]
+    M = f0[2:].reshape(p, p)
+    nt = len(theta)
+    H = np.empty((nt + 1, nt + 1))
+    H[:nt, :nt] = Hh[:, :, 0] + Hh[:, :, 1] / sigma ** 2
+    H[:nt, nt] = H[nt, :nt] = -2.0 * G[:, 1] / sigma ** 3
+    H[nt, nt] = -2.0 * kdf / sigma ** 2 + 6.0 * r2 / sigma ** 4
+    jac = [sigma ** 2 * G[i, 2:].reshape(p, p) for i in range(nt)]
+    jac.append(2.0 * sigma * M)
+    return H, jac
+
+
 class SatterthwaiteModel:
     """The pieces lmerTest keeps: Cov(β̂), A = Cov(φ̂) and ∂Cov(β̂)/∂φ_i.
 
@@ -102,35 +138,22 @@ class SatterthwaiteModel:
     hessian : the Hessian H of the deviance in φ = (θ, σ)
     """
 
-    def __init__(self, fit, tol=1e-8):
+    def __init__(self, fit, tol=1e-8, method="auto"):
         dev = fit.devfun
         theta = np.asarray(fit.theta, dtype=float)
         sigma = float(fit.sigma)
-        REML = fit.REML
-        p = dev.p
-        kdf = dev.n - p if REML else dev.n
-
-        def parts(th):
-            fac = dev.factor(th, full=False)   # the criterion-only path (solvers.py)
-            a = fac.logdet_Z() + (fac.logdet_X() if REML else 0.0)
-            Ri = np.linalg.inv(fac.RX())
-            return np.concatenate([[a, dev.pwrss(fac)], (Ri @ Ri.T).ravel()])
-
-        f0, G, Hh = grad_hess(parts, theta, _steps(theta))
-        r2 = f0[1]
-        M = f0[2:].reshape(p, p)
-        nt = len(theta)
-        H = np.empty((nt + 1, nt + 1))
-        H[:nt, :nt] = Hh[:, :, 0] + Hh[:, :, 1] / sigma ** 2
-        H[:nt, nt] = H[nt, :nt] = -2.0 * G[:, 1] / sigma ** 3
-        H[nt, nt] = -2.0 * kdf / sigma ** 2 + 6.0 * r2 / sigma ** 4
+        if method == "auto":
+            method = "exact" if use_exact(dev) else "richardson"
+        if method not in ("exact", "richardson"):
+            raise LmmError(f"method must be 'auto', 'exact' or 'richardson', not {method!r}")
+        derivs = varpar_derivatives if method == "exact" else _richardson_derivatives
+        H, self.jac = derivs(dev, theta, sigma, fit.REML)
+        self.method = method
         self.hessian = H
         w, V = np.linalg.eigh(H)
         self.eigenvalues = w
         pos = w > tol
         self.vcov_varpar = 2.0 * (V[:, pos] / w[pos]) @ V[:, pos].T
-        self.jac = [sigma ** 2 * G[i, 2:].reshape(p, p) for i in range(nt)]
-        self.jac.append(2.0 * sigma * M)
         self.vcov_beta = fit.vcov.to_numpy()
         self.sigma = sigma
 
