@@ -47,12 +47,12 @@ def varpar_derivatives(dev, theta, sigma, REML):
     V = Marginal(dev, theta)
     y = dev.y
     Zy = np.asarray(V.Z.T @ y).ravel()
-    ZVy, _ = V.vinv_z(Zy)
+    ZVy, yVy = V.vinv_z(Zy, float(y @ y))
     XVy = dev.X.T @ y - V.ZX.T @ (V.M @ Zy)
     Minv = np.linalg.inv(V.XVX)
     beta = Minv @ XVy
     s = ZVy - V.ZVX @ beta                                   # Z'Py
-    r2 = dev.pwrss(dev.factor(theta))
+    r2 = yVy - XVy @ beta                                    # y'Py
     F = V.ZVX @ Minv                                         # W = C - F X'V⁻¹Z
     if REML:                                                  # W̃ = W, formed in C's place
         Wt = V.C

@@ -85,15 +85,21 @@ class Marginal:
         Z = sp.hstack([b.Z() for b in dev.blocks], format="csr")
         self.Z = Z
         q = self.q = Z.shape[1]
+        Ts = dev.split(theta)
         Lam = sp.block_diag([sp.kron(sp.identity(b.nlevels), T, format="csr")
-                             for b, T in zip(dev.blocks, dev.split(theta))], format="csr")
+                             for b, T in zip(dev.blocks, Ts)], format="csr")
         G = self.G = (Z.T @ Z).tocsr()
         self.ZX = np.asarray(Z.T @ X)
         self.XX = X.T @ X
         b1 = dev.blocks[0]
-        Ainv = block_inverse(Lam.T @ G @ Lam + sp.identity(q), b1.nlevels * b1.p, b1.p)
-        self.M = np.asarray(Lam @ np.asarray(Lam @ Ainv).T)      # Λ A⁻¹ Λ' (A⁻¹ symmetric)
-        del Ainv
+        M = block_inverse(Lam.T @ G @ Lam + sp.identity(q), b1.nlevels * b1.p, b1.p)
+        if all(b.p == 1 for b in dev.blocks):                     # Λ diagonal: scale in place
+            lam = Lam.diagonal()
+            M *= lam[:, None]
+            M *= lam[None, :]
+        else:
+            M = np.asarray(Lam @ np.asarray(Lam @ M).T)           # Λ A⁻¹ Λ' (A⁻¹ symmetric)
+        self.M = M
         self.GM = np.asarray(G @ self.M)                          # (GM)' = MG
         self.C = G.toarray() - np.asarray(G @ self.GM.T)          # G - GMG
         self.N = self.M @ self.ZX
