@@ -23,6 +23,7 @@ bound) and ``checkConv`` (the scaled gradient and the Hessian at the optimum).
 """
 
 import contextlib
+import os
 from dataclasses import dataclass
 from functools import partial
 import warnings
@@ -326,11 +327,25 @@ def blas_single_thread():
     return _CONTROLLER[0].limit(limits=1, user_api="blas")
 
 
+THREADED_MIN = 1500      # order of a dense factorization from which BLAS threads pay off
+
+
+def blas_threads(order):
+    """Let BLAS use every core (a context manager) for a dense matrix of this order.
+
+    Inside :func:`blas_single_thread`, the large dense Schur complement of a crossed
+    model (thousands of levels) is still factored with all threads.
+    """
+    if order < THREADED_MIN or not _CONTROLLER:
+        return contextlib.nullcontext()
+    return _CONTROLLER[0].limit(limits=os.cpu_count(), user_api="blas")
+
+
 OPTIMIZERS = ("auto", "bobyqa", "lbfgsb", "nloptwrap")
 
 
 def optimize_theta(f, theta0, lower, method="auto", upper=None, below=None, checks=True,
-                   grad_hess=None, scale=None):
+                   grad_hess=None, scale=None, newton_first=False):
     """Minimize ``f`` from ``theta0`` under bounds: the one optimizer entry point.
 
     lmer, the profiles of confint and the bootstrap refits all call this, so
@@ -365,6 +380,10 @@ def optimize_theta(f, theta0, lower, method="auto", upper=None, below=None, chec
         ``"lbfgsb"`` then solves the score equations with it, so that θ does not
         depend on round-off in ``f`` (lmer passes ``Deviance.grad_hess``; profiles
         and bootstrap refits, which need values rather than θ to round-off, do not).
+    newton_first : bool
+        Begin with Newton steps from ``theta0`` (lmer, for large models started near
+        the optimum by start.moment_start); if they converge away from the bounds,
+        no derivative-free search is run.
     """
     if method not in OPTIMIZERS:
         raise LmmError(f"unknown optimizer {method!r}: use one of {', '.join(OPTIMIZERS)}")
@@ -381,6 +400,16 @@ def optimize_theta(f, theta0, lower, method="auto", upper=None, below=None, chec
         return OptResult(theta=theta0, value=fun(theta0), nfev=1, singular=False,
                          messages=[], method=method)
     local = partial(_lbfgsb, scale=scale) if method == "lbfgsb" else _bobyqa
+    if newton_first and method != "nloptwrap":
+        # from a start near the optimum, Newton steps with a finite-difference Hessian
+        # converge in a few iterations; where they do not, the usual path goes on from
+        # the best point they reached
+        theta, fval, converged = _polish(fun, theta0, lower, fun(theta0), upper)
+        if converged and not np.any(np.isfinite(lower) & (theta < lower + SINGULAR_TOL)):
+            return _finish(fun, theta, fval, lower, method, fun) if checks else \
+                OptResult(theta=theta, value=fval, nfev=fun.n, method=method, messages=[],
+                          singular=False)
+        theta0 = fun.best_x
     theta, fval = local(fun, theta0, lower, upper)
     if method == "lbfgsb" and scale is not None and np.any((scale < 0.1) | (scale > 10)):
         # a badly scaled covariate: also start from T at its natural size, diag(scale)
