@@ -30,6 +30,7 @@ from scipy import stats
 
 from .errors import LmmError
 from .kenward_roger import KenwardRoger
+from .optimize import blas_single_thread
 from .satterthwaite_exact import varpar_derivatives
 
 _RICH_LEVELS = 4
@@ -147,7 +148,8 @@ class SatterthwaiteModel:
         if method not in ("exact", "richardson"):
             raise LmmError(f"method must be 'auto', 'exact' or 'richardson', not {method!r}")
         derivs = varpar_derivatives if method == "exact" else _richardson_derivatives
-        H, self.jac = derivs(dev, theta, sigma, fit.REML)
+        with blas_single_thread():      # as lmer: threads only thrash on these sizes
+            H, self.jac = derivs(dev, theta, sigma, fit.REML)
         self.method = method
         self.hessian = H
         w, V = np.linalg.eigh(H)

@@ -36,6 +36,7 @@ import numpy as np
 
 from .covariance import tril_index
 from .errors import LmmError
+from .optimize import blas_single_thread
 from .woodbury import LevelBlocks, Marginal, term_columns
 
 
@@ -121,7 +122,9 @@ class KenwardRoger:
         if not fit.REML:
             raise LmmError("Kenward-Roger's method is only available for REML fits; "
                            "refit the model with REML=True")
-        Phi, P, Q, K = kr_pieces(fit.devfun, np.asarray(fit.theta, dtype=float), float(fit.sigma))
+        with blas_single_thread():      # as lmer: threads only thrash on these sizes
+            Phi, P, Q, K = kr_pieces(fit.devfun, np.asarray(fit.theta, dtype=float),
+                                     float(fit.sigma))
         self.W, self.vcov_adj = kr_adjust(Phi, P, Q, K)
         self.vcov, self.P = Phi, P
         self.gamma = fit.covariance.gamma(fit.theta, fit.sigma)

@@ -28,3 +28,21 @@ def insteval(ro, nrow=None):
     from r_design_ref import _r_dataset
     expr = "lme4::InstEval" if nrow is None else f"droplevels(lme4::InstEval[seq_len({int(nrow)}), ])"
     return _r_dataset(ro, expr)
+
+
+def fit_at(formula, data, theta, REML=True):
+    """The lmer fit of ``formula`` at a given θ (R's optimum), without optimizing: the
+    comparisons are then free of the two optimizers' stopping points (as ``at_theta``)."""
+    import numpy as np
+
+    from lmmlite.design import build_design
+    from lmmlite.formula import parse_formula
+    from lmmlite.model import LmerModel
+    from lmmlite.optimize import OptResult
+    from lmmlite.results import LmerFit
+
+    model = LmerModel(build_design(parse_formula(formula), data), REML=REML)
+    theta = np.asarray(theta, dtype=float)
+    opt = OptResult(theta=theta, value=model.deviance(theta), nfev=0, singular=False,
+                    messages=[], method="given")
+    return LmerFit(model, opt, data_name="data", data=data)

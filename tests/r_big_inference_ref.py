@@ -1,7 +1,7 @@
 #!/usr/bin/env python
 """R's golden values for inference on InstEval-sized models (issue 14): tests/golden/big_inference_ref.json.
 
-    ./.venv/bin/python tests/r_big_inference_ref.py
+    ./.venv/bin/python tests/r_big_inference_ref.py [--keep]
 
 Needs R with lme4, lmerTest and pbkrtest, and rpy2.  Every model is fitted with
 ``.dref_ctl`` of r_design_ref.py (nloptwrap at tight tolerances, then Newton
@@ -109,8 +109,16 @@ def r_session():
     return ro
 
 
-def main():
+def _save(ref):
     from r_design_ref import _dumps
+    order = {spec[0]: i for i, spec in enumerate(MODELS)}
+    ref["models"].sort(key=lambda m: order[m["key"]])
+    OUT.write_text(_dumps(ref))
+
+
+def main(argv):
+    """``--keep`` keeps the models already in the JSON file (a run in several sittings)."""
+    import json
     ro = r_session()
     data = load_data(ro)
     v = ro.r('sapply(c("lme4", "lmerTest", "pbkrtest"), function(p) as.character(packageVersion(p)))')
@@ -118,15 +126,21 @@ def main():
                          versions=dict(zip(list(v.names), [str(x) for x in v])),
                          control="as tests/r_design_ref.py (.dref_ctl: nloptwrap at tight "
                                  "tolerances, then Newton steps)",
-                         seconds="elapsed on the machine that ran the script; for "
-                                 "information only (benchmarks/inference_bench.py times both)")}
-    ref["models"] = []
-    for spec in MODELS:
+                         seconds="elapsed on the machine that ran the script, under load; for "
+                                 "information only (benchmarks/inference_bench.py times both)"),
+           "models": []}
+    if "--keep" in argv and OUT.exists():
+        ref["models"] = json.loads(OUT.read_text())["models"]
+    done = {m["key"] for m in ref["models"]}
+    # the small Kenward-Roger models first: a long run keeps what is done
+    for spec in sorted(MODELS, key=lambda s: (not s[4], s[1] == "InstEval")):
+        if spec[0] in done:
+            continue
         ref["models"].append(model_entry(ro, data, spec))
-        OUT.write_text(_dumps(ref))     # keep what is done
+        _save(ref)
     print(f"wrote {OUT.relative_to(HERE.parent)}")
 
 
 if __name__ == "__main__":
     sys.path.insert(0, str(HERE))
-    main()
+    main(sys.argv[1:])
