@@ -15,10 +15,13 @@ M = (R_X'R_X)⁻¹.  For a contrast L, ν = 2 (L'CL)² / (g'Ag), g_i = L'(∂C/�
 (eq. 6 of the paper).
 
 Derivatives: everything in σ is analytic (∂d/∂σ, ∂²d/∂σ², ∂²d/∂σ∂θ,
-∂C/∂σ = 2σM); the θ derivatives of log|L_Z|²+log|R_X|², r²(θ) and M(θ) are
-central differences refined by Richardson extrapolation (four step sizes),
-accurate to ~1e-9 relative.  H is inverted on its positive eigenvalues
-(> 1e-8), as lmerTest does for singular fits.
+∂C/∂σ = 2σM).  The θ derivatives of log|L_Z|²+log|R_X|², r²(θ) and M(θ) are,
+as lmerTest takes them, central differences refined by Richardson
+extrapolation (four step sizes, 73 factorizations for three θ; accurate to
+~1e-9 relative), each on the criterion-only factor of solvers.py; for models
+of 20,000 rows or more (``use_exact``) they are exact, in q x q algebra
+(satterthwaite_exact.py; the two agree to ~1e-9).  H is inverted on its
+positive eigenvalues (> 1e-8), as lmerTest does for singular fits.
 
 Kenward-Roger (Kenward & Roger 1997, Biometrics 53, 983-997; as pbkrtest):
 REML fits only, computed in kenward_roger.py with q x q matrices (never n x n).

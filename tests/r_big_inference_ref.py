@@ -1,7 +1,7 @@
 #!/usr/bin/env python
 """R's golden values for inference on InstEval-sized models (issue 14): tests/golden/big_inference_ref.json.
 
-    ./.venv/bin/python tests/r_big_inference_ref.py [--keep]
+    ./.venv/bin/python tests/r_big_inference_ref.py [--keep] [--only key1,key2]
 
 Needs R with lme4, lmerTest and pbkrtest, and rpy2.  Every model is fitted with
 ``.dref_ctl`` of r_design_ref.py (nloptwrap at tight tolerances, then Newton
@@ -41,7 +41,6 @@ F_FULL = "y ~ service + lectage + studage + (1 | s) + (1 | d) + (1 | dept)"
 MODELS = [
     ("insteval_ML", "InstEval", F_SERVICE, False, False),
     ("insteval_REML", "InstEval", F_SERVICE, True, False),
-    ("insteval_full_ML", "InstEval", F_FULL, False, False),
     ("insteval_full_REML", "InstEval", F_FULL, True, False),
     ("like_ML", "like", F_SERVICE, False, False),
     ("like_REML", "like", F_SERVICE, True, False),
@@ -109,35 +108,39 @@ def r_session():
     return ro
 
 
-def _save(ref):
+def _save(about, entry):
+    """Add (or replace) one model's entry in the JSON file, re-read first: several runs
+    (``--only``) may write to it in turn."""
+    import json
     from r_design_ref import _dumps
+    models = json.loads(OUT.read_text())["models"] if OUT.exists() else []
+    models = [m for m in models if m["key"] != entry["key"]] + [entry]
     order = {spec[0]: i for i, spec in enumerate(MODELS)}
-    ref["models"].sort(key=lambda m: order[m["key"]])
-    OUT.write_text(_dumps(ref))
+    models.sort(key=lambda m: order[m["key"]])
+    OUT.write_text(_dumps({"about": about, "models": models}))
 
 
 def main(argv):
-    """``--keep`` keeps the models already in the JSON file (a run in several sittings)."""
+    """``--keep``: skip the models already in the JSON file; ``--only k1,k2``: just these."""
     import json
     ro = r_session()
     data = load_data(ro)
     v = ro.r('sapply(c("lme4", "lmerTest", "pbkrtest"), function(p) as.character(packageVersion(p)))')
-    ref = {"about": dict(script="tests/r_big_inference_ref.py", date=_dt.date.today().isoformat(),
-                         versions=dict(zip(list(v.names), [str(x) for x in v])),
-                         control="as tests/r_design_ref.py (.dref_ctl: nloptwrap at tight "
-                                 "tolerances, then Newton steps)",
-                         seconds="elapsed on the machine that ran the script, under load; for "
-                                 "information only (benchmarks/inference_bench.py times both)"),
-           "models": []}
+    about = dict(script="tests/r_big_inference_ref.py", date=_dt.date.today().isoformat(),
+                 versions=dict(zip(list(v.names), [str(x) for x in v])),
+                 control="as tests/r_design_ref.py (.dref_ctl: nloptwrap at tight "
+                         "tolerances, then Newton steps)",
+                 seconds="elapsed on the machine that ran the script, under load; for "
+                         "information only (benchmarks/inference_bench.py times both)")
+    done = set()
     if "--keep" in argv and OUT.exists():
-        ref["models"] = json.loads(OUT.read_text())["models"]
-    done = {m["key"] for m in ref["models"]}
+        done = {m["key"] for m in json.loads(OUT.read_text())["models"]}
+    only = argv[argv.index("--only") + 1].split(",") if "--only" in argv else None
     # the small Kenward-Roger models first: a long run keeps what is done
     for spec in sorted(MODELS, key=lambda s: (not s[4], s[1] == "InstEval")):
-        if spec[0] in done:
+        if spec[0] in done or (only is not None and spec[0] not in only):
             continue
-        ref["models"].append(model_entry(ro, data, spec))
-        _save(ref)
+        _save(about, model_entry(ro, data, spec))
     print(f"wrote {OUT.relative_to(HERE.parent)}")
 
 
