@@ -160,11 +160,12 @@ def _fd_grad(f, x, free, h=1e-4):
     return g
 
 
-def _quasi_newton(f, theta, lower, fval, upper=None, iterations=12):
+def quasi_newton(f, theta, lower, fval, upper=None, iterations=12, hessian=None):
     """Newton steps from a start near the optimum, for an expensive criterion.
 
     The first step uses the finite-difference Hessian (1 + 2k + k(k-1) evaluations
-    for k parameters); later steps only the central-difference gradient (2k), with
+    for k parameters), or ``hessian`` when given (e.g. from a nearby optimum: the
+    profiles of glmer); later steps only the central-difference gradient (2k), with
     the Hessian carried forward by the BFGS update (Nocedal & Wright 2006, eq. 6.19)
     from the step s and the change y in the gradient, while y's > 0.  Converges
     superlinearly, at about half the evaluations of :func:`_polish`.  Returns θ,
@@ -174,7 +175,10 @@ def _quasi_newton(f, theta, lower, fval, upper=None, iterations=12):
     free = ~_at_bound(theta, lower, upper=upper)
     if not free.any():
         return theta, fval, False
-    g, H = fd_grad_hess(f, theta, free)
+    if hessian is None:
+        g, H = fd_grad_hess(f, theta, free)
+    else:
+        g, H = _fd_grad(f, theta, free), np.asarray(hessian)[np.ix_(free, free)]
     for _ in range(iterations):
         if hasattr(f, "derivs"):
             f.derivs = (theta.copy(), g, H)
@@ -479,7 +483,7 @@ def optimize_theta(f, theta0, lower, method="auto", upper=None, below=None, chec
         # from a start near the optimum, Newton steps with a finite-difference Hessian
         # converge in a few iterations; where they do not, the usual path goes on from
         # the best point they reached
-        theta, fval, converged = _quasi_newton(fun, theta0, lower, fun(theta0), upper)
+        theta, fval, converged = quasi_newton(fun, theta0, lower, fun(theta0), upper)
         if converged and not np.any(np.isfinite(lower) & (theta < lower + SINGULAR_TOL)):
             return _finish(fun, theta, fval, lower, method, fun) if checks else \
                 OptResult(theta=theta, value=fval, nfev=fun.n, method=method, messages=[],
