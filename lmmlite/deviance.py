@@ -226,8 +226,12 @@ class Deviance:
 
     def _solve_centred(self, fac):
         m, k = self.m, self.q_rest
+        # L22'[sol2; 0] = [ℓ2; 0] with the whole (contiguous) L22: its last row is
+        # [ℓ2' r], so the last unknown is 0 and the rest solve L'sol2 = ℓ2
+        # (no copy of the m x m block L22[:-1, :-1])
         ell2 = fac.L22[-1, :-1]
-        sol2 = sla.solve_triangular(fac.L22[:-1, :-1].T, ell2, lower=False, check_finite=False)
+        sol2 = sla.solve_triangular(fac.L22, np.append(ell2, 0.0), trans="T", lower=True,
+                                    check_finite=False)[:-1]
         u_rest, beta = sol2[:k], sol2[k:]
         ell1 = _dense(fac.L21[m - 1]).ravel()
         rhs = ell1 - fac.L21[:m - 1].T @ sol2

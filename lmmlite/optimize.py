@@ -23,7 +23,6 @@ bound) and ``checkConv`` (the scaled gradient and the Hessian at the optimum).
 """
 
 import contextlib
-import os
 from dataclasses import dataclass
 from functools import partial
 import warnings
@@ -396,20 +395,6 @@ def blas_single_thread():
     if not _CONTROLLER:
         _CONTROLLER.append(ThreadpoolController())
     return _CONTROLLER[0].limit(limits=1, user_api="blas")
-
-
-THREADED_MIN = 1500      # order of a dense factorization from which BLAS threads pay off
-
-
-def blas_threads(order):
-    """Let BLAS use every core (a context manager) for a dense matrix of this order.
-
-    Inside :func:`blas_single_thread`, the large dense Schur complement of a crossed
-    model (thousands of levels) is still factored with all threads.
-    """
-    if order < THREADED_MIN or not _CONTROLLER:
-        return contextlib.nullcontext()
-    return _CONTROLLER[0].limit(limits=os.cpu_count(), user_api="blas")
 
 
 OPTIMIZERS = ("auto", "bobyqa", "lbfgsb", "nloptwrap")
