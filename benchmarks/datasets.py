@@ -162,3 +162,14 @@ def movielens_like(n_rows=1_000_000, seed=20240503, n_users=ML_USERS, n_items=ML
         "user": pd.Categorical.from_codes(user, labels("u", n_users)),
         "item": pd.Categorical.from_codes(item, labels("i", n_items)),
     })
+
+
+def movielens_200k():
+    """movielens_like with 200,000 rows: the same 6,040 users (>= 20 ratings each)
+    and 3,706 items, fewer ratings per user (median 27) -- small enough for lme4."""
+    return movielens_like(200_000)
+
+
+def movielens_1m():
+    """movielens_like with ml-1m's size (1,000,000 rows)."""
+    return movielens_like(1_000_000)
