@@ -312,6 +312,9 @@ def main(argv=None):
     ap.add_argument("--only", nargs="*", help="model names to run (default: all)")
     ap.add_argument("--skip", nargs="*", default=[], help="model names not to run")
     ap.add_argument("--out", default=str(RESULTS), help="output directory")
+    ap.add_argument("--save-reference", action="store_true",
+                    help="also store this run as benchmarks/reference.json (the book's "
+                         "fallback), with a 'reference' entry saying when and where")
     args = ap.parse_args(argv)
     t_begin = time.perf_counter()
     load_begin = os.getloadavg()
@@ -503,6 +506,18 @@ def main(argv=None):
                               "lme4: optinfo$feval"},
            "models": rows}
     (out / "latest.json").write_text(json.dumps(doc, indent=1, default=float))
+    if args.save_reference:
+        doc["reference"] = {
+            "date": doc["created"][:10],
+            "machine": f"{os.cpu_count()} cores, {platform.platform()}; load average "
+                       f"{load_begin[0]:.2f} at start",
+            "command": "python benchmarks/run.py " + " ".join(argv if argv is not None
+                                                              else sys.argv[1:]),
+            "note": "stored copy of results/latest.json of one run; the book's benchmark "
+                    "appendix shows it when no fresh results/latest.json exists "
+                    "(regenerate: python benchmarks/run.py --save-reference)"}
+        (HERE / "reference.json").write_text(json.dumps(doc, indent=1, default=float))
+        log(f"wrote {HERE / 'reference.json'}")
     png = plot(rows, out / "ratios.png")
     log(f"wrote {out / 'latest.json'}" + (f" and {png}" if png else ""))
     return 0
