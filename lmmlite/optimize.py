@@ -170,7 +170,8 @@ def _exact_newton(fun, grad_hess, theta, lower, fval):
             step = sla.cho_solve(sla.cho_factor(H, lower=True), g)
         except np.linalg.LinAlgError:
             return theta, fval, derivs    # not a minimum in the free coordinates
-        if np.max(np.abs(step) / (1e-3 + np.abs(theta[free]))) < 1e-13:
+        rel = np.max(np.abs(step) / (1e-3 + np.abs(theta[free])))
+        if rel < 1e-13:
             return theta, fval, derivs    # converged; the derivatives are those at θ
         cand = theta.copy()
         cand[free] -= step
@@ -180,6 +181,11 @@ def _exact_newton(fun, grad_hess, theta, lower, fval):
         if not fc <= fval + tol:
             return theta, fval, derivs
         theta, fval = cand, fc
+        if rel < 1e-8:
+            # within Newton's quadratic convergence the next step would be ~rel² (below
+            # round-off): stop here, with the gradient at the new θ to that order,
+            # g - H·step, and H, for the convergence check
+            return theta, fval, (theta.copy(), g - H @ step, H)
     try:  # the derivatives at the returned θ, for the convergence check
         out = grad_hess(theta)
         derivs = (theta.copy(), out[0][free], out[1][np.ix_(free, free)])
