@@ -11,9 +11,10 @@ formula.
 
 import numpy as np
 
-from .deviance import Deviance
+from .deviance import Deviance, ProfiledDerivatives
 from .errors import LmmError
 from .optimize import optimize_theta
+from .start import is_intercepts_only, moment_start
 
 
 class LmerModel:
@@ -63,10 +64,19 @@ class LmerModel:
         """Minimize d(θ); returns the optimizer's result (OptResult).
 
         ``checks=False`` skips lme4's convergence checks (bootstrap refits)."""
-        start = self.theta_start() if theta0 is None else theta0
+        newton = theta0 is None and self.is_large() and is_intercepts_only(self.dev.blocks)
+        if newton:   # an expensive criterion: start near the optimum, Newton steps first
+            start = moment_start(self.dev.blocks, self.dev.X, self.dev.y)
+        else:
+            start = self.theta_start() if theta0 is None else theta0
         return optimize_theta(self.dev, start, self.dev.lower, method=optimizer,
                               below=self.dev.below, grad_hess=self.dev.grad_hess,
-                              checks=checks, scale=self.theta_scale())
+                              checks=checks, scale=self.theta_scale(), newton_first=newton)
+
+    def is_large(self):
+        """Too many random effects for the exact derivatives (deviance.ProfiledDerivatives):
+        each evaluation factors a large dense matrix, so evaluations are to be saved."""
+        return sum(b.nlevels * b.p for b in self.dev.blocks) > ProfiledDerivatives.MAX_Q
 
     def theta_scale(self):
         """θ's natural sizes: for θ in row i of T_k, 1 / the RMS of column i of Z_k

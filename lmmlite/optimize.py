@@ -28,6 +28,7 @@ bound) and ``checkConv`` (the scaled gradient and the Hessian at the optimum).
 """
 
 import contextlib
+import os
 from dataclasses import dataclass
 from functools import partial
 import warnings
@@ -134,6 +135,69 @@ def _polish(f, theta, lower, fval, upper=None):
         if fc == fval:
             return theta, fval, True
         theta, fval = cand, fc
+    return theta, fval, False
+
+
+def _fd_grad(f, x, free, h=1e-4):
+    """Central-difference gradient of f on the coordinates ``free`` (2 evaluations each)."""
+    idx = np.flatnonzero(free)
+    steps = h * np.maximum(np.abs(x[idx]), 0.1)
+    g = np.zeros(len(idx))
+    with np.errstate(all="ignore"):
+        for a, i in enumerate(idx):
+            e = np.zeros_like(x)
+            e[i] = steps[a]
+            g[a] = (f(x + e) - f(x - e)) / (2 * steps[a])
+    return g
+
+
+def _quasi_newton(f, theta, lower, fval, upper=None, iterations=12):
+    """Newton steps from a start near the optimum, for an expensive criterion.
+
+    The first step uses the finite-difference Hessian (1 + 2k + k(k-1) evaluations
+    for k parameters); later steps only the central-difference gradient (2k), with
+    the Hessian carried forward by the BFGS update (Nocedal & Wright 2006, eq. 6.19)
+    from the step s and the change y in the gradient, while y's > 0.  Converges
+    superlinearly, at about half the evaluations of :func:`_polish`.  Returns θ,
+    d(θ) and whether the last step was negligible; the gradient and the Hessian
+    at the returned θ are kept on ``f.derivs``.
+    """
+    free = ~_at_bound(theta, lower, upper=upper)
+    if not free.any():
+        return theta, fval, False
+    g, H = fd_grad_hess(f, theta, free)
+    for _ in range(iterations):
+        if hasattr(f, "derivs"):
+            f.derivs = (theta.copy(), g, H)
+        if not (np.all(np.isfinite(g)) and np.all(np.isfinite(H))):
+            return theta, fval, False
+        lam, V = np.linalg.eigh(H)
+        lam = np.maximum(np.abs(lam), 1e-8 * max(np.abs(lam).max(), 1e-300))
+        step = V @ ((V.T @ g) / lam)
+        if np.max(np.abs(step) / (1 + np.abs(theta[free]))) < 1e-7 \
+                or 0.5 * float(g @ step) < 1e-13 * (1 + abs(fval)):
+            return theta, fval, True
+        t = 1.0
+        for _ in range(8):
+            cand = theta.copy()
+            cand[free] -= t * step
+            cand = np.clip(cand, lower, np.inf if upper is None else upper)
+            fc = f(cand)
+            if fc <= fval:
+                break
+            t /= 2
+        else:
+            return theta, fval, False
+        if np.any(_at_bound(cand, lower, upper=upper) & free):
+            return cand, fc, False      # a bound was reached: the usual path takes over
+        g_new = _fd_grad(f, cand, free)
+        s_k, y_k = cand[free] - theta[free], g_new - g
+        if t < 1.0 or not float(y_k @ s_k) > 0:
+            g_new, H = fd_grad_hess(f, cand, free)      # a poor model: a fresh Hessian
+        else:
+            Hs = H @ s_k
+            H = H + np.outer(y_k, y_k) / float(y_k @ s_k) - np.outer(Hs, Hs) / float(s_k @ Hs)
+        theta, fval, g = cand, fc, g_new
     return theta, fval, False
 
 
@@ -369,11 +433,25 @@ def blas_single_thread():
     return _CONTROLLER[0].limit(limits=1, user_api="blas")
 
 
+THREADED_MIN = 1500      # order of a dense factorization from which BLAS threads pay off
+
+
+def blas_threads(order):
+    """Let BLAS use every core (a context manager) for a dense matrix of this order.
+
+    Inside :func:`blas_single_thread`, the large dense Schur complement of a crossed
+    model (thousands of levels) is still factored with all threads.
+    """
+    if order < THREADED_MIN or not _CONTROLLER:
+        return contextlib.nullcontext()
+    return _CONTROLLER[0].limit(limits=os.cpu_count(), user_api="blas")
+
+
 OPTIMIZERS = ("auto", "bobyqa", "lbfgsb", "nloptwrap")
 
 
 def optimize_theta(f, theta0, lower, method="auto", upper=None, below=None, checks=True,
-                   grad_hess=None, scale=None):
+                   grad_hess=None, scale=None, newton_first=False):
     """Minimize ``f`` from ``theta0`` under bounds: the one optimizer entry point.
 
     lmer, the profiles of confint and the bootstrap refits all call this, so
@@ -409,6 +487,10 @@ def optimize_theta(f, theta0, lower, method="auto", upper=None, below=None, chec
         ``"lbfgsb"`` then solves the score equations with it, so that θ does not
         depend on round-off in ``f`` (lmer passes ``Deviance.grad_hess``; profiles
         and bootstrap refits, which need values rather than θ to round-off, do not).
+    newton_first : bool
+        Begin with Newton steps from ``theta0`` (lmer, for large models started near
+        the optimum by start.moment_start); if they converge away from the bounds,
+        no derivative-free search is run.
     """
     if method not in OPTIMIZERS:
         raise LmmError(f"unknown optimizer {method!r}: use one of {', '.join(OPTIMIZERS)}")
@@ -427,6 +509,16 @@ def optimize_theta(f, theta0, lower, method="auto", upper=None, below=None, chec
         return OptResult(theta=theta0, value=fun(theta0), nfev=1, singular=False,
                          messages=[], method=method)
     local = partial(_lbfgsb, scale=scale) if method == "lbfgsb" else _bobyqa
+    if newton_first and method != "nloptwrap":
+        # from a start near the optimum, Newton steps with a finite-difference Hessian
+        # converge in a few iterations; where they do not, the usual path goes on from
+        # the best point they reached
+        theta, fval, converged = _quasi_newton(fun, theta0, lower, fun(theta0), upper)
+        if converged and not np.any(np.isfinite(lower) & (theta < lower + SINGULAR_TOL)):
+            return _finish(fun, theta, fval, lower, method, fun) if checks else \
+                OptResult(theta=theta, value=fval, nfev=fun.n, method=method, messages=[],
+                          singular=False)
+        theta0 = fun.best_x
     theta, fval = local(fun, theta0, lower, upper)
     if method == "lbfgsb" and scale is not None and np.any((scale < 0.1) | (scale > 10)):
         # a badly scaled covariate: also start from T at its natural size, diag(scale)

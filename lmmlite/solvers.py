@@ -23,20 +23,27 @@ import scipy.linalg as sla
 import scipy.sparse as sp
 
 from .errors import LmmError
+from .optimize import blas_threads
 
 SOLVERS = ("auto", "dense", "blocked", "pairs")
 DENSE_MAX = 250_000        # dense R'Z_1 up to this many entries (m x levels_1 x p_1)
-PAIRS_MAX = 60_000_000     # pair structure up to this many index pairs
+PAIRS_MAX = 25_000_000     # index pairs of the light levels (12 bytes each)
 CANCEL = 1e4               # θ²B_l from which R'R - R'Z_1 Λ_1 (..)^{-1} Λ_1'Z_1'R cancels
 WITHIN_MAX = 5_000_000     # rows x columns of [Z_2.. X y] for the cancellation-free form
 
 
 def _chol_inplace(S):
-    """Lower Cholesky factor of S, overwriting S (LAPACK dpotrf reads the lower triangle)."""
-    L, info = sla.lapack.dpotrf(S, lower=1, clean=1, overwrite_a=1)
+    """Lower Cholesky factor of the C-ordered S, overwriting S.
+
+    Only the lower triangle of S is read.  It is the upper triangle of S.T, which
+    is Fortran-ordered, so LAPACK's dpotrf factors it in place (U'U = S, L = U')
+    with threaded BLAS when S is large.
+    """
+    with blas_threads(S.shape[0]):
+        U, info = sla.lapack.dpotrf(S.T, lower=0, clean=1, overwrite_a=1)
     if info != 0:
         raise np.linalg.LinAlgError("Schur complement is not positive definite")
-    return L
+    return U.T
 
 
 @dataclass
@@ -162,9 +169,9 @@ class BlockedSolver:
         parts.append(sp.identity(dev.p + 1, format="csr"))
         return sp.block_diag(parts, format="csr")
 
-    def factor(self, Ts, M, full=True):
+    def l21(self, Ts, L1):
+        """The block L21 = Λ_rest' R'Z1 Λ1 L1^{-T} of the factor, sparse."""
         dev, T1 = self.dev, Ts[0]
-        L1 = _l1_blocks(M, dev.p1)
         if dev.p1 == 1:
             W = (T1[0, 0] / L1[:, 0, 0])          # Λ_1 L_1^{-T}, a diagonal
             A = self.RtZ1.multiply(W[None, :]).tocsr()
@@ -174,9 +181,14 @@ class BlockedSolver:
             q1 = dev.l1 * dev.p1
             W = sp.bsr_matrix((Wb, np.arange(dev.l1), np.arange(dev.l1 + 1)), shape=(q1, q1))
             A = (self.RtZ1 @ W).tocsr()
+        return (self.lambda_rest(Ts).T @ A).tocsr() if dev.q_rest else A
+
+    def factor(self, Ts, M, full=True):
+        dev = self.dev
+        L1 = _l1_blocks(M, dev.p1)
+        A = self.l21(Ts, L1)
         if dev.q_rest:
             Lr = self.lambda_rest(Ts)
-            A = (Lr.T @ A).tocsr()
             S = np.asarray(Lr.T @ (Lr.T @ dev.RtR.T).T)   # Λ' R'R Λ for the rest
         else:
             S = dev.RtR.copy()
@@ -185,39 +197,127 @@ class BlockedSolver:
         return dev.make_factor(L1, A, np.linalg.cholesky(S), Ts)
 
 
-def pair_structure(RtZ1, l1, p1, m, max_pairs=PAIRS_MAX):
-    """Index pairs for G(θ) = R'Z1 Λ1 (L1 L1')^{-1} Λ1' Z1'R, a sum over levels.
+PAIR_COST = 2.5e-9     # seconds per stored index pair in the sparse matrix-vector product
+FMA_COST = 5e-11       # seconds per multiply-add of the dense rank-k update (BLAS syrk)
+CHUNK = 4_000_000      # index pairs generated at a time (bounds the transient memory)
+HEAVY_MAX = 60_000_000  # entries of the dense columns of the heavy levels
 
-    G = Σ_l Σ_ab (M_l)_ab r_(l,a) r_(l,b)' with r_c the sparse columns of R'Z1
-    and M_l = T1 (T1'B_l T1 + I)^{-1} T1'.  The pattern is fixed, so each
-    evaluation is one sparse matrix-vector product, vec(G_lower) = P vec(M)
-    (MixedModels.jl keeps this block sparse for the same reason).  None if
-    there would be more than ``max_pairs`` pairs.
+
+def _lower_pairs(C, cols):
+    """Positions (ia, ib) into C.data of every pair of stored entries of a column
+    with row(ia) >= row(ib), column by column (rows sorted), and each pair's group.
+
+    Pair t of a column with k entries is (i, j), i >= j, t = i(i+1)/2 + j.
     """
-    C = RtZ1.tocsc()
-    C.sort_indices()
-    counts = np.diff(C.indptr).reshape(l1, p1)
-    if int((counts.sum(axis=1) ** 2).sum()) > max_pairs:
-        return None
-    tgt, val, key = [], [], []
-    for lev in range(l1):
-        for a in range(p1):
-            ca = lev * p1 + a
-            ra, va = C.indices[C.indptr[ca]:C.indptr[ca + 1]], C.data[C.indptr[ca]:C.indptr[ca + 1]]
-            for b in range(p1):
-                cb = lev * p1 + b
-                rb = C.indices[C.indptr[cb]:C.indptr[cb + 1]]
-                vb = C.data[C.indptr[cb]:C.indptr[cb + 1]]
-                low = ra[:, None] >= rb[None, :]       # the Cholesky reads the lower triangle
-                tgt.append((ra[:, None] * m + rb[None, :])[low])
-                val.append(np.outer(va, vb)[low])
-                key.append(np.full(int(low.sum()), (lev * p1 + a) * p1 + b))
-    return sp.csr_matrix((np.concatenate(val), (np.concatenate(tgt), np.concatenate(key))),
-                         shape=(m * m, l1 * p1 * p1))
+    k = C.indptr[cols + 1] - C.indptr[cols]
+    sizes = k * (k + 1) // 2
+    grp = np.repeat(np.arange(len(cols)), sizes)
+    t = np.arange(sizes.sum()) - np.repeat(np.cumsum(sizes) - sizes, sizes)
+    i = ((np.sqrt(8.0 * t + 1.0) - 1.0) / 2.0).astype(np.int64)
+    i += (i + 1) * (i + 2) // 2 <= t          # round-off of the square root, either way
+    i -= i * (i + 1) // 2 > t
+    start = C.indptr[cols][grp]
+    return start + i, start + t - i * (i + 1) // 2, grp
+
+
+def _cross_pairs(C, cols_a, cols_b):
+    """As _lower_pairs, for the entries of column cols_a[g] against those of cols_b[g]."""
+    ka = C.indptr[cols_a + 1] - C.indptr[cols_a]
+    kb = C.indptr[cols_b + 1] - C.indptr[cols_b]
+    sizes = ka * kb
+    grp = np.repeat(np.arange(len(cols_a)), sizes)
+    t = np.arange(sizes.sum()) - np.repeat(np.cumsum(sizes) - sizes, sizes)
+    ia = C.indptr[cols_a][grp] + t // kb[grp]
+    ib = C.indptr[cols_b][grp] + t % kb[grp]
+    keep = C.indices[ia] >= C.indices[ib]
+    return ia[keep], ib[keep], grp[keep]
+
+
+class PairStructure:
+    """G(θ) = R'Z1 Λ1 (L1 L1')^{-1} Λ1' Z1'R = Σ_l C_l M_l C_l', split by level.
+
+    C_l are the p1 columns of C = R'Z1 of level l and M_l = T1 (T1'B_l T1 + I)^{-1} T1'.
+    The sparsity pattern of each C_l M_l C_l' is fixed, so for most levels G is one
+    sparse matrix-vector product per evaluation over stored index pairs,
+    vec(G_lower) = P vec(M) (MixedModels.jl keeps this block sparse for the same
+    reason).  A level with k stored entries costs ~k²/2 pairs; a "heavy" level
+    (k beyond ~0.14 m here) is cheaper as dense columns C_l K_l' (K_l'K_l = M_l)
+    in one BLAS rank-k update of all heavy levels, which also bounds the memory of
+    the pairs at ``max_pairs``.
+    """
+
+    def __init__(self, RtZ1, l1, p1, m, max_pairs, heavy=None):
+        C = RtZ1.tocsc()
+        C.sort_indices()
+        self.l1, self.p1, self.m = l1, p1, m
+        k = np.diff(C.indptr).reshape(l1, p1).sum(axis=1)          # entries per level
+        pairs = (k * (k + 1) // 2) * p1
+        if heavy is None:
+            heavy = k * k * PAIR_COST > m * m * p1 * FMA_COST        # dense is cheaper
+            order = np.argsort(-k, kind="stable")
+            light_total = np.cumsum(pairs[order][::-1])[::-1]       # pairs if order[i:] light
+            over = np.flatnonzero(light_total > max_pairs)
+            if over.size:
+                heavy[order[:over[-1] + 1]] = True
+        self.heavy = np.flatnonzero(heavy)
+        self.light = np.flatnonzero(~np.asarray(heavy))
+        if self.heavy.size * p1 * m > HEAVY_MAX or pairs[self.light].sum() > max_pairs:
+            self.ok = False
+            return
+        self.ok = True
+        hcols = (self.heavy[:, None] * p1 + np.arange(p1)).ravel()
+        self.Cheavy = np.asarray(C[:, hcols].toarray().reshape(m, self.heavy.size, p1))
+        self.P = self._light_pairs(C)
+
+    def _light_pairs(self, C):
+        """The sparse (m², l1 p1²) matrix P of the light levels, built column by column
+        (one column per level and pair of its terms' columns: no sorting needed)."""
+        p1, m = self.p1, self.m
+        k = np.diff(C.indptr).reshape(self.l1, p1).sum(axis=1)[self.light]
+        tgt, key, val = [], [], []
+        for chunk in np.split(self.light, np.flatnonzero(np.diff(np.cumsum(k * k) // CHUNK)) + 1):
+            parts = []
+            for a in range(p1):
+                for b in range(p1):
+                    ca, cb = chunk * p1 + a, chunk * p1 + b
+                    ia, ib, grp = _lower_pairs(C, ca) if a == b else _cross_pairs(C, ca, cb)
+                    parts.append((ia, ib, (chunk[grp] * p1 + a) * p1 + b))
+            ia, ib, kk = (np.concatenate(x) for x in zip(*parts))
+            if p1 > 1:
+                order = np.argsort(kk, kind="stable")
+                ia, ib, kk = ia[order], ib[order], kk[order]
+            tgt.append((C.indices[ia] * m + C.indices[ib]).astype(np.int32))
+            key.append(kk)
+            val.append(C.data[ia] * C.data[ib])
+        ncol = self.l1 * p1 * p1
+        counts = np.bincount(np.concatenate(key), minlength=ncol) if key else np.zeros(ncol, int)
+        indptr = np.concatenate([[0], np.cumsum(counts)])
+        del key
+        tgt = np.concatenate(tgt) if tgt else np.zeros(0, np.int32)
+        val = np.concatenate(val) if val else np.zeros(0)
+        return sp.csc_matrix((val, tgt, indptr), shape=(m * m, ncol))
+
+    def subtract(self, S, Mblk, K):
+        """S - G(θ) in the lower triangle; Mblk the M_l and K the K_l (l1, p1, p1)."""
+        S -= (self.P @ Mblk.ravel()).reshape(self.m, self.m)
+        if self.heavy.size:
+            # dense columns D = [C_l K_l'] of the heavy levels: S -= D D' (lower triangle of S
+            # is the upper triangle of its transpose, which is Fortran-ordered for BLAS)
+            D = np.einsum("mla,lba->lbm", self.Cheavy, K[self.heavy])
+            D = D.reshape(-1, self.m).T
+            with blas_threads(self.m):
+                S = sla.blas.dsyrk(-1.0, D, beta=1.0, c=S.T, lower=0, overwrite_c=1).T
+        return S
+
+
+def pair_structure(RtZ1, l1, p1, m, max_pairs=PAIRS_MAX, heavy=None):
+    """The :class:`PairStructure` of a model, or None if it would not fit in memory."""
+    ps = PairStructure(RtZ1, l1, p1, m, max_pairs, heavy)
+    return ps if ps.ok else None
 
 
 class PairSolver(BlockedSolver):
-    """The blocked solver, with the criterion-only factor from the pair structure."""
+    """The blocked solver, with the Schur complement from the pair structure."""
 
     name = "pairs"
 
@@ -227,10 +327,11 @@ class PairSolver(BlockedSolver):
         self.scalar_rest = all(b.p == 1 for b in dev.blocks[1:])
 
     def factor(self, Ts, M, full=True):
-        if full:        # L21 is needed (β̂, u, conditional variances)
-            return super().factor(Ts, M)
         L1 = _l1_blocks(M, self.dev.p1)
-        return self.dev.make_factor(L1, None, _chol_inplace(self._schur(Ts, L1)), Ts)
+        # L21 (needed for β̂, u and conditional variances) is cheap; only its
+        # product L21 L21' is replaced by the pair structure
+        L21 = self.l21(Ts, L1) if full else None
+        return self.dev.make_factor(L1, L21, _chol_inplace(self._schur(Ts, L1)), Ts)
 
     def _schur(self, Ts, L1):
         """The dense Schur complement S from the pair structure."""
@@ -238,7 +339,7 @@ class PairSolver(BlockedSolver):
         K = np.linalg.solve(L1, np.broadcast_to(T1.T, L1.shape))     # L_l^{-1} T1'
         Mblk = np.einsum("lki,lkj->lij", K, K)                       # M_l
         # lower triangle only: the Cholesky reads nothing else
-        S = dev.RtR - (self.pairs @ Mblk.ravel()).reshape(dev.m, dev.m)
+        S = self.pairs.subtract(dev.RtR.copy(), Mblk, K)
         if dev.q_rest:
             if self.scalar_rest:
                 d = np.ones(dev.m)
@@ -260,8 +361,8 @@ def choose_solver(dev, RtZ1, solver="auto"):
     """The solver strategy for a model: by name, or by size for ``"auto"``.
 
     ``"auto"``: dense while m x levels_1 x p_1 <= 250,000 (m the columns of
-    [Z_2.. X y]); else the pair structure while it has at most 60 million
-    index pairs; else blocked sparse.
+    [Z_2.. X y]); else the pair structure (at most 25 million index pairs, the
+    heaviest levels as dense columns); else blocked sparse.
     """
     if solver not in SOLVERS:
         raise LmmError(f"unknown solver {solver!r}: use one of {', '.join(SOLVERS)}")
@@ -273,6 +374,6 @@ def choose_solver(dev, RtZ1, solver="auto"):
     if pairs is not None:
         return PairSolver(dev, RtZ1, pairs)
     if solver == "pairs":
-        raise LmmError(f"the pair structure of this model would have more than {PAIRS_MAX:,} "
-                       "index pairs; use solver='blocked' or 'auto'")
+        raise LmmError(f"the pair structure of this model would need more than {PAIRS_MAX:,} "
+                       f"index pairs and {HEAVY_MAX:,} dense entries; use solver='blocked' or 'auto'")
     return BlockedSolver(dev, RtZ1)

@@ -81,3 +81,55 @@ def test_pairs_full_factor_is_the_blocked_one():
     assert dev.factor(theta, full=False).L21 is None
     assert dev.factor(theta).L21 is not None
     assert dev.criterion(dev.factor(theta)) == pytest.approx(dev(theta), rel=1e-10)
+
+
+@pytest.mark.parametrize("dataset,formula", CASES[:3])
+@pytest.mark.parametrize("share", [0.0, 0.3, 1.0])
+def test_heavy_levels_as_dense_columns_agree(dataset, formula, share):
+    """Levels of term 1 taken as dense columns (a BLAS rank-k update) instead of index
+    pairs give the same criterion and factor, whatever the split."""
+    from lmmlite.solvers import PairSolver, pair_structure
+    dev = _build(dataset, formula, False, "pairs")
+    ref = _build(dataset, formula, False, "dense")
+    heavy = np.random.default_rng(1).uniform(size=dev.l1) < share
+    dev.solver = PairSolver(dev, dev.solver.RtZ1,
+                            pair_structure(dev.solver.RtZ1, dev.l1, dev.p1, dev.m, heavy=heavy))
+    assert dev.solver.pairs.heavy.size == heavy.sum()
+    for scale in (0.3, 1.0, 2.5):
+        theta = np.where(np.isfinite(dev.lower), scale, 0.2) * dev.start
+        assert dev(theta) == pytest.approx(ref(theta), rel=1e-11)
+        np.testing.assert_allclose(dev.solve(dev.factor(theta))[0], ref.solve(ref.factor(theta))[0],
+                                   rtol=1e-9)
+
+
+def _skewed_crossed(seed=3, users=80, items=60):
+    """Users with 1 to 40 ratings of 60 items: a few heavy levels among many light ones."""
+    rng = np.random.default_rng(seed)
+    rows = [(u, i) for u in range(users)
+            for i in rng.choice(items, size=min(items, 1 + int(rng.pareto(1.2) * 2)), replace=False)]
+    u, i = np.array(rows).T
+    x = rng.normal(size=u.size)
+    y = 0.3 * x + rng.normal(size=users)[u] + rng.normal(size=items)[i] + rng.normal(size=u.size)
+    import pandas as pd
+    return pd.DataFrame({"y": y, "x": x, "user": [f"u{a}" for a in u], "item": [f"i{b}" for b in i]})
+
+
+def test_heavy_levels_chosen_by_cost_and_memory():
+    """A level with many entries is cheaper as dense columns; a cap on the stored pairs
+    moves the heaviest levels to dense columns first; the criterion does not change."""
+    from lmmlite.solvers import PairSolver, pair_structure
+    design = build_design(parse_formula("y ~ x + (1 | user) + (1 | item)"), _skewed_crossed())
+    dev = Deviance(design.blocks, design.X, design.y, REML=True, solver="pairs")
+    ref = Deviance(design.blocks, design.X, design.y, REML=True, solver="dense")
+    C = dev.solver.RtZ1
+    k = np.diff(C.tocsc().indptr)
+    free = pair_structure(C, dev.l1, dev.p1, dev.m, max_pairs=10 ** 9)
+    assert 0 < free.heavy.size < dev.l1 / 2
+    cap = int((k[free.light] * (k[free.light] + 1) // 2).sum() // 3)
+    capped = pair_structure(C, dev.l1, dev.p1, dev.m, max_pairs=cap)
+    assert capped.heavy.size > free.heavy.size
+    assert k[capped.heavy].min() >= k[capped.light].max()
+    assert capped.P.nnz <= cap
+    dev.solver = PairSolver(dev, C, capped)
+    theta = np.array([0.8, 1.3])
+    assert dev(theta) == pytest.approx(ref(theta), rel=1e-11)
