@@ -19,17 +19,17 @@ with prior weights wt = trials; a 0/1 response has trials 1.
 from dataclasses import dataclass
 
 import numpy as np
-from scipy import special, stats
+from scipy import special
 
 from .errors import LmmError
 
 EPS = np.finfo(float).eps
+INV_SQRT_2PI = 1.0 / np.sqrt(2.0 * np.pi)
 
 
 def _ylogy(y, mu):
     """y log(y / mu), 0 where y = 0 (R's y_log_y)."""
-    with np.errstate(divide="ignore", invalid="ignore"):
-        return np.where(y > 0, y * np.log(np.where(y > 0, y, 1.0) / mu), 0.0)
+    return special.xlogy(y, y / mu)
 
 
 # -- links ---------------------------------------------------------------------------------------
@@ -56,6 +56,10 @@ class Logit(Link):
         e = np.exp(-np.abs(eta))
         return e / (1.0 + e) ** 2
 
+    def mu_eta2(self, eta):
+        # d²μ/dη² = μ(1 - μ)(1 - 2μ)
+        return self.mu_eta(eta) * (1.0 - 2.0 * special.expit(eta))
+
 
 class Probit(Link):
     name = "probit"
@@ -67,7 +71,11 @@ class Probit(Link):
         return special.ndtr(eta)
 
     def mu_eta(self, eta):
-        return np.maximum(stats.norm.pdf(eta), EPS)
+        return np.maximum(np.exp(-0.5 * eta * eta) * INV_SQRT_2PI, EPS)
+
+    def mu_eta2(self, eta):
+        # d²μ/dη² = -η φ(η)
+        return -eta * np.exp(-0.5 * eta * eta) * INV_SQRT_2PI
 
 
 class Cloglog(Link):
@@ -84,6 +92,11 @@ class Cloglog(Link):
         eta = np.minimum(eta, 700.0)
         return np.maximum(np.exp(eta) * np.exp(-np.exp(eta)), EPS)
 
+    def mu_eta2(self, eta):
+        # d²μ/dη² = e^η e^{-e^η} (1 - e^η)
+        e = np.exp(np.minimum(eta, 700.0))
+        return e * np.exp(-e) * (1.0 - e)
+
 
 class Log(Link):
     name = "log"
@@ -96,6 +109,9 @@ class Log(Link):
 
     def mu_eta(self, eta):
         return np.maximum(np.exp(eta), EPS)
+
+    def mu_eta2(self, eta):
+        return np.exp(eta)
 
 
 LINKS = {"logit": Logit, "probit": Probit, "cloglog": Cloglog, "log": Log}
@@ -118,9 +134,31 @@ class Family:
     def mu_eta(self, eta):
         return self.link.mu_eta(eta)
 
+    def aic(self, y, n, mu, wt):
+        """-2 log-likelihood at μ (R's family()$aic; see ``aic_terms``)."""
+        return self.aic_terms(y, n, wt)(mu)
+
     @property
     def canonical(self):
         return (self.name, self.link.name) in (("binomial", "logit"), ("poisson", "log"))
+
+    def working(self, y, mu, eta, wt, newton=False):
+        """Working weights w and residuals r for one PIRLS step at η.
+
+        Fisher scoring (IRLS): w = wt μ'²/V(μ), r = (y - μ)/μ'. With ``newton``
+        and a non-canonical link, the observed information instead (Newton's
+        method; the score s = wt (y - μ) μ'/V is the same, so is the mode):
+        w = wt μ'²/V - wt (y - μ)(μ''/V - μ'² V'/V²) and r = s/w, where that w is
+        positive (elsewhere Fisher's). For a canonical link both coincide.
+        """
+        d = self.mu_eta(eta)
+        V = self.variance(mu)
+        w = wt * d * d / V
+        if not newton or self.canonical:
+            return w, (y - mu) / d
+        wo = w - wt * (y - mu) * (self.link.mu_eta2(eta) / V - d * d * self.variance_deriv(mu) / V ** 2)
+        wo = np.where(wo > 0, wo, w)
+        return wo, wt * (y - mu) * d / (V * wo)
 
     def __repr__(self):
         return f"\nFamily: {self.name} \nLink function: {self.link.name} \n"
@@ -132,25 +170,33 @@ class Binomial(Family):
     def variance(self, mu):
         return mu * (1.0 - mu)
 
+    def variance_deriv(self, mu):
+        return 1.0 - 2.0 * mu
+
     def dev_resids(self, y, mu, wt):
         """Unit deviances 2 wt (y log(y/μ) + (1 - y) log((1 - y)/(1 - μ)))."""
         return 2.0 * wt * (_ylogy(y, mu) + _ylogy(1.0 - y, 1.0 - mu))
 
-    def aic(self, y, n, mu, wt):
-        """-2 Σ (wt/m) log C(m, m y) μ^{my} (1-μ)^{m(1-y)}, m the trials (R's binomial()$aic)."""
+    def aic_terms(self, y, n, wt):
+        """μ -> -2 Σ (wt/m) log C(m, m y) μ^{my} (1-μ)^{m(1-y)}, m the trials (R's
+        binomial()$aic), with the binomial coefficients computed once."""
         m = n if np.any(n > 1) else wt
         k, size = np.round(m * y), np.round(m)
-        with np.errstate(divide="ignore"):
-            logp = stats.binom.logpmf(k, size, mu)
+        # log C(size, k) + k log μ + (size - k) log(1 - μ), as scipy's binom.logpmf
+        logc = special.gammaln(size + 1) - special.gammaln(k + 1) - special.gammaln(size - k + 1)
         scale = np.where(m > 0, wt / np.where(m > 0, m, 1.0), 0.0)
-        return float(-2.0 * np.sum(scale * logp))
+
+        def aic(mu):
+            logp = logc + special.xlogy(k, mu) + special.xlog1py(size - k, -mu)
+            return float(-2.0 * np.sum(scale * logp))
+        return aic
 
     def mu_start(self, y, wt):
         """R's binomial initialize: μ₀ = (wt y + 1/2) / (wt + 1)."""
         return (wt * y + 0.5) / (wt + 1.0)
 
     def valid_mu(self, mu):
-        return np.clip(mu, EPS, 1 - EPS)
+        return np.minimum(np.maximum(mu, EPS), 1 - EPS)
 
 
 class Poisson(Family):
@@ -159,13 +205,24 @@ class Poisson(Family):
     def variance(self, mu):
         return mu
 
+    def variance_deriv(self, mu):
+        return np.ones_like(mu)
+
     def dev_resids(self, y, mu, wt):
         """Unit deviances 2 wt (y log(y/μ) - (y - μ))."""
         return 2.0 * wt * (_ylogy(y, mu) - (y - mu))
 
-    def aic(self, y, n, mu, wt):
-        """-2 Σ wt log(μ^y e^{-μ} / y!) (R's poisson()$aic)."""
-        return float(-2.0 * np.sum(stats.poisson.logpmf(y, mu) * wt))
+    def aic_terms(self, y, n, wt):
+        """μ -> -2 Σ wt log(μ^y e^{-μ} / y!) (R's poisson()$aic), log y! computed once."""
+        logf = special.gammaln(y + 1)
+        off = y != np.floor(y)           # the probability is 0 off the integers
+
+        def aic(mu):
+            logp = special.xlogy(y, mu) - logf - mu    # as scipy's poisson.logpmf
+            if off.any():
+                logp = np.where(off, -np.inf, logp)
+            return float(-2.0 * np.sum(logp * wt))
+        return aic
 
     def mu_start(self, y, wt):
         """R's poisson initialize: μ₀ = y + 0.1."""

@@ -6,16 +6,21 @@ As lme4's ``glmer`` (Bates et al. 2015, JSS 67(1); lme4's ``optimizeGlmer``):
 2. the Laplace (or adaptive Gauss-Hermite) objective over (θ, β) from there, u by PIRLS.
 
 lme4 stops the second stage with Nelder-Mead at loose tolerances; lmmlite goes
-on to the exact optimum (the same optimizer entry point as lmer: BOBYQA, then
-Newton steps with a finite-difference Hessian), so its log-likelihood is never
-below lme4's. Then lme4's checks (isSingular on θ, checkConv on the gradient and
-Hessian over (θ, β)) and the finite-difference Hessian (lme4's ``deriv12``, step
-1e-4) that gives the standard errors.
+on to the exact optimum, so its log-likelihood is never below lme4's: BOBYQA
+(tolerances 1e-6 on both stages when Newton steps follow), then Newton steps
+with lme4's ``deriv12`` finite-difference gradient and Hessian (step 1e-4; cross
+terms from 2 evaluations instead of 4, ``rule="pairs"``), the last of which, at
+the optimum, gives the standard errors and lme4's checks (isSingular on θ, checkConv on the gradient and
+Hessian over (θ, β)). At a boundary, or where the Hessian is nearly singular or
+a Newton step does not lower f, the rest is lmer's optimizer entry point
+(restarts off the boundary, Newton steps with relative finite-difference steps),
+then ``deriv12`` at its optimum.
 """
 
 import warnings
 
 import numpy as np
+import scipy.linalg as sla
 
 from .agq import AGQModel
 from .design import build_design, check_scale
@@ -24,11 +29,14 @@ from .family import as_family
 from .formula import parse_formula
 from .glmm import GlmerModel, check_model, deriv12
 from .call import make_call
-from .optimize import _at_bound, blas_single_thread, check_convergence, optimize_theta
+from .optimize import (_at_bound, blas_single_thread, check_convergence, have_nlopt,
+                       optimize_theta)
 from .transforms import Factor, Matrix
 from .glmer_fit import GlmerFit
 
 HESSIAN_MAX_NOBS = 10_000   # lme4's calc.derivs default: derivatives only below this size
+HESS_MAX = 1e6              # 1 / lme4's check.conv.hess tolerance
+START_TOL = 1e-6            # BOBYQA's tolerances where Newton steps finish the job
 
 
 def glm_response(design, family):
@@ -137,8 +145,13 @@ def fit_stages(model, nAGQ, optimizer="auto"):
     """lme4's two stages; returns (stage-1 result, stage-2 result, Hessian or None)."""
     k = model.ntheta
     lower0 = model.lower
-    opt0 = optimize_theta(model.objective0, model.covariance.start, lower0, method=optimizer,
-                          below=model.covariance.below(), checks=False)
+    # stage 1 only gives stage 2 its start (which goes on to the exact optimum itself):
+    # plain BOBYQA as lme4's, unless it is the fit (nAGQ = 0)
+    method0 = "nloptwrap" if nAGQ > 0 and optimizer in ("auto", "bobyqa") and have_nlopt() \
+        else optimizer
+    opt0 = optimize_theta(model.objective0, model.covariance.start, lower0, method=method0,
+                          below=model.covariance.below(), checks=False,
+                          bobyqa_tol=START_TOL if nAGQ > 0 else None)
     state0 = model.state(opt0.theta)
     opt0.beta = state0.beta
     if nAGQ == 0:
@@ -149,12 +162,29 @@ def fit_stages(model, nAGQ, optimizer="auto"):
     model._warm[1] = (state0.u, state0.beta)
     lower = np.concatenate([lower0, np.full(model.p, -np.inf)])
     x0 = np.concatenate([opt0.theta, state0.beta])
-    opt = optimize_theta(model.objective, x0, lower, method=optimizer,
-                         below=model.covariance.below(), checks=False)
-    # lme4's deriv12 at the optimum: the standard errors and checkConv from one Hessian
-    hessian, derivs = None, None
-    if model.nobs < HESSIAN_MAX_NOBS:
-        g, hessian = deriv12(model.objective, opt.theta, fx=opt.value, lower=lower)
+    hessian, derivs, finished, polish_only, spent = None, None, None, False, 0
+    if method0 == "nloptwrap" and model.nobs < HESSIAN_MAX_NOBS:
+        # BOBYQA, then Newton steps whose last Hessian is the one for the standard errors
+        opt = optimize_theta(model.objective, x0, lower, method="nloptwrap", checks=False,
+                             bobyqa_tol=START_TOL)
+        spent = opt.nfev
+        if not opt.singular:
+            finished, nfev = newton_finish(model, opt.theta, opt.value, lower)
+            spent += nfev
+        if finished is not None:
+            opt.theta, opt.value, g, hessian = finished
+            opt.nfev, opt.method = spent, "bobyqa"
+        else:       # a boundary or an ill-conditioned H: on from BOBYQA's end as lmer's
+            x0, polish_only = opt.theta, True
+    if finished is None:
+        opt = optimize_theta(model.objective, x0, lower, method=optimizer,
+                             below=model.covariance.below(), checks=False,
+                             polish_only=polish_only)
+        opt.nfev += spent
+        # lme4's deriv12 at the optimum: the standard errors and checkConv from one Hessian
+        if model.nobs < HESSIAN_MAX_NOBS:
+            g, hessian = deriv12(model.objective, opt.theta, fx=opt.value, lower=lower)
+    if hessian is not None:
         free = ~_at_bound(opt.theta, lower)
         derivs = (opt.theta, g[free], hessian[np.ix_(free, free)])
     if opt.singular:
@@ -166,3 +196,55 @@ def fit_stages(model, nAGQ, optimizer="auto"):
     opt.beta = opt.theta[k:]
     opt.theta = opt.theta[:k]
     return opt0, opt, hessian
+
+
+def newton_finish(model, x, fx, lower, maxit=6):
+    """Newton steps from near the optimum with deriv12's gradient and Hessian of
+    ``model.objective``, every evaluation of one deriv12 started from the mode at
+    its centre (so the Hessian does not depend on the order of the evaluations).
+
+    Returns ((x, f(x), g, H), evaluations) with g and H at the returned x once the
+    Newton step there is below 1e-7 (relative), or (None,
+    evaluations) where H is not positive definite or nearly singular (lme4's
+    checkConv criteria) or a step does not lower f.
+    """
+    count = [0]
+
+    def f(y):
+        count[0] += 1
+        return model.objective(y)
+
+    for _ in range(maxit):
+        centre = model.warm_start(x)
+
+        def around(y):
+            model.warm_start(state=centre)
+            return f(y)
+
+        g, H = deriv12(around, x, fx=fx, lower=lower, rule="pairs")
+        free = ~_at_bound(x, lower)
+        gf, Hf = g[free], H[np.ix_(free, free)]
+        if not (np.all(np.isfinite(gf)) and np.all(np.isfinite(Hf))):
+            return None, count[0]
+        ev = np.linalg.eigvalsh(Hf)
+        if ev.min() <= 0 or ev.max() > HESS_MAX or ev.max() > HESS_MAX * ev.min():
+            # lme4's "nearly unidentifiable" Hessian: the absolute-step differences are not
+            # accurate enough to steer by; optimize.py's relative steps are
+            return None, count[0]
+        step = sla.cho_solve(sla.cho_factor(Hf, lower=True), gf)
+        if np.max(np.abs(step) / (1 + np.abs(x[free]))) < 1e-7:
+            return (x, fx, g, H), count[0]
+        # near the optimum the full step (or half of it) lowers f; where it does not,
+        # the finite-difference H is off (an ill-conditioned model): leave it to optimize.py
+        for t in (1.0, 0.5):
+            cand = x.copy()
+            cand[free] -= t * step
+            cand = np.maximum(cand, lower)
+            fc = f(cand)
+            if fc <= fx:
+                break
+        else:
+            return None, count[0]
+        x, fx = cand, fc
+    return None, count[0]
+

@@ -14,7 +14,9 @@ effects u, b = Λθ u, the linear predictor is η = o + Xβ + ZΛu and μ = g⁻
                                              when β is updated too)
 
   with step halving when the penalized deviance would rise, to convergence
-  (increments below 1e-10, far tighter than lme4's default tolPwrss).
+  (increments below 1e-10, or the next increment extrapolated from the last two
+  below 1e-14: far tighter than lme4's default tolPwrss). From a previous mode
+  the steps are Newton's (the observed information, family.py ``working``).
 * Laplace: with L L' = U'WU + I at û (W at the converged μ),
 
       f(θ, β) = log|L|² + ‖û‖² + aic(y, n, μ̂, wt)
@@ -24,70 +26,22 @@ effects u, b = Λθ u, the linear predictor is η = o + Xβ + ZΛu and μ = g⁻
 * The nAGQ = 0 objective f0(θ) is the same expression with β and u
   solved jointly by PIRLS (lme4's first stage).
 
-U'WU + I is factored blockwise: the first term (most levels) gives a
-block-diagonal part (p_1 x p_1 per level), the other terms (and X in the joint
-case) a dense Schur complement, as in deviance.py.
+U'WU + I is factored blockwise (glmm_system.py): the first term (most levels)
+gives a block-diagonal part (p_1 x p_1 per level), the other terms (and X in the
+joint case) a dense Schur complement, as in deviance.py.
 """
 
 from dataclasses import dataclass
 
 import numpy as np
-import scipy.linalg as sla
-import scipy.sparse as sp
 
 from .covariance import CovarianceParameters
 from .errors import LmmError
+from .glmm_system import PirlsFactor, SystemPattern
 
 PIRLS_TOL = 1e-10      # convergence: largest change of (u, β) in one step
+PIRLS_NEXT = 1e-14     # or: the next step, extrapolated from the last two, below this
 PIRLS_MAXIT = 200
-
-
-class BlockedCholesky:
-    """L L' = [[D, B'], [B, C]] with D block diagonal (l1 blocks p1 x p1), C dense m x m."""
-
-    def __init__(self, D, B, C):
-        self.l1, self.p1 = D.shape[0], D.shape[1]
-        self.q1 = self.l1 * self.p1
-        self.m = C.shape[0]
-        if self.p1 == 1:        # scalar first term: D is diagonal
-            if np.any(D[:, 0, 0] <= 0):
-                raise np.linalg.LinAlgError("not positive definite")
-            self.L1 = np.sqrt(D)
-            self.L1inv = 1.0 / self.L1
-        else:
-            self.L1 = np.linalg.cholesky(D)
-            self.L1inv = np.linalg.inv(self.L1)
-        if self.m:
-            if self.p1 == 1:
-                self.L21 = B * self.L1inv[:, 0, 0][None, :]
-            else:
-                Bb = B.reshape(self.m, self.l1, self.p1)
-                self.L21 = np.einsum("mlj,lkj->mlk", Bb, self.L1inv).reshape(self.m, self.q1)
-            self.L22 = np.linalg.cholesky(C - self.L21 @ self.L21.T)
-
-    def logdet(self, k):
-        """log|L|² over the first block and the first k rows of the Schur part."""
-        out = 2.0 * np.sum(np.log(np.diagonal(self.L1, axis1=1, axis2=2)))
-        if k:
-            out += 2.0 * np.sum(np.log(np.diag(self.L22)[:k]))
-        return float(out)
-
-    def solve(self, r):
-        """(L L')⁻¹ r."""
-        y1 = np.einsum("lij,lj->li", self.L1inv, r[:self.q1].reshape(self.l1, self.p1)).ravel()
-        if self.m:
-            y2 = sla.solve_triangular(self.L22, r[self.q1:] - self.L21 @ y1, lower=True)
-            x2 = sla.solve_triangular(self.L22.T, y2, lower=False)
-            y1 = y1 - self.L21.T @ x2
-        else:
-            x2 = np.zeros(0)
-        x1 = np.einsum("lji,lj->li", self.L1inv, y1.reshape(self.l1, self.p1)).ravel()
-        return np.concatenate([x1, x2])
-
-    def inverse(self):
-        """(L L')⁻¹ as a dense matrix (conditional variances; models of modest size)."""
-        n = self.q1 + self.m
-        return np.column_stack([self.solve(e) for e in np.eye(n)])
 
 
 @dataclass
@@ -98,7 +52,7 @@ class PirlsState:
     beta: np.ndarray
     eta: np.ndarray
     mu: np.ndarray
-    factor: BlockedCholesky
+    factor: PirlsFactor
     ldL2: float
     sqrL: float
     aic: float
@@ -126,6 +80,7 @@ class GlmerModel:
         self.design = design
         self.family = family
         self.y, self.n, self.wt = y, n, wt
+        self._aic = family.aic_terms(y, n, wt)
         self.X = design.X
         self.nobs, self.p = self.X.shape
         self.offset = np.zeros(self.nobs) if design.offset is None else design.offset
@@ -135,81 +90,59 @@ class GlmerModel:
         b1 = self.blocks[0]
         self.codes1, self.l1, self.p1 = b1.codes, b1.nlevels, b1.p
         self.q1 = self.l1 * self.p1
-        # fixed sparsity patterns (CSR, columns ascending within a row) of U's two parts;
-        # only the values change with θ and with the weights
+        # the columns of U_rest each row touches (fixed; only the values change with θ)
         cols, start = [], 0
         for b in self.blocks[1:]:
             cols.append(start + b.codes[:, None] * b.p + np.arange(b.p)[None, :])
             start += b.nlevels * b.p
         self.k_rest = start
-        width = sum(b.p for b in self.blocks[1:])
-        self._rest_pattern = (np.hstack(cols).ravel() if cols else np.zeros(0, dtype=np.int64),
-                              np.arange(self.nobs + 1) * width)
-        # E1' (levels x rows): sums over the rows of each level of the first term
-        self._E1T = sp.csr_matrix((np.ones(self.nobs), (self.codes1, np.arange(self.nobs))),
-                                  shape=(self.l1, self.nobs))
+        self.rest_cols = np.hstack(cols) if cols else np.zeros((self.nobs, 0), dtype=np.int64)
         self.q = self.q1 + self.k_rest
+        self._patterns = {}    # SystemPattern without / with X (β fixed / jointly)
         self._warm = {}        # last converged (u, β) per stage: warm starts for PIRLS
+        self._warm_x = None    # the x of objective's last call
 
     @property
     def ntheta(self):
         return self.covariance.size
 
+    def pattern(self, joint=False):
+        """The fixed index structure of the PIRLS system (glmm_system.py)."""
+        if joint not in self._patterns:
+            self._patterns[joint] = SystemPattern([b.codes for b in self.blocks],
+                                                  [(b.nlevels, b.p) for b in self.blocks],
+                                                  self.X if joint else None)
+        return self._patterns[joint]
+
     # -- U = ZΛ at θ
     def _parts(self, theta):
+        """U's row values at θ: (n, p1) for the first term, (n, wr) for the others
+        (in the columns ``rest_cols``)."""
         Ts = self.covariance.factors(theta)
-        V1 = self.blocks[0].X @ Ts[0]                     # rows of U's first term
+        V1 = self.blocks[0].X @ Ts[0]
         if not self.k_rest:
-            return V1, sp.csr_matrix((self.nobs, 0))
-        vals = np.hstack([b.X @ T for b, T in zip(self.blocks[1:], Ts[1:])]).ravel()
-        return V1, sp.csr_matrix((vals, *self._rest_pattern), shape=(self.nobs, self.k_rest))
+            return V1, np.zeros((self.nobs, 0))
+        return V1, np.hstack([b.X @ T for b, T in zip(self.blocks[1:], Ts[1:])])
 
-    def _linear(self, V1, Ur, u, beta):
-        """o + Xβ + ZΛu."""
-        u1 = u[:self.q1].reshape(self.l1, self.p1)
-        eta = self.offset + self.X @ beta + np.einsum("ij,ij->i", V1, u1[self.codes1])
-        if self.k_rest:
-            eta = eta + Ur @ u[self.q1:]
-        return eta
+    def _values(self, V1, Vr, joint=False):
+        """Each row's values in its columns of [U X] (joint) or U (glmm_system.py)."""
+        return np.hstack([V1, Vr, self.X] if joint else [V1, Vr])
 
-    def _grouped(self, wV1, M):
-        """U1'W M (q1 x c) for an n x c matrix M (dense or sparse); wV1 = W U1's row values."""
-        parts = []
-        for j in range(self.p1):
-            col = wV1[:, j:j + 1]
-            P = self._E1T @ (M.multiply(col).tocsr() if sp.issparse(M) else col * M)
-            parts.append(P.toarray() if sp.issparse(P) else np.asarray(P))
-        return np.stack(parts, axis=1).reshape(self.q1, -1)
+    def factor(self, theta, w, joint=False):
+        """The factor of U'WU + I (or of the joint system with X) at θ and weights w."""
+        V1, Vr = self._parts(np.asarray(theta, dtype=float))
+        return self.pattern(joint).factor(self._values(V1, Vr, joint), w)
 
-    def _system(self, V1, Ur, w, z, joint=False):
-        """The factor of [U1 R]'W[U1 R] + diag(I_q, 0) and the right side [U1 R]'Wz,
-        R = U_rest, or [U_rest X] when ``joint``."""
-        p1 = self.p1
-        wV1 = w[:, None] * V1
-        outer = (wV1[:, :, None] * V1[:, None, :]).reshape(self.nobs, p1 * p1)
-        D = np.asarray(self._E1T @ outer).reshape(self.l1, p1, p1) + np.eye(p1)
-        r1 = np.asarray(self._E1T @ (wV1 * z[:, None])).ravel()
-        Bs, rs = [], []
-        if self.k_rest:
-            Bs.append(self._grouped(wV1, Ur).T)
-            rs.append(np.asarray(Ur.T @ (w * z)).ravel())
-        if joint:
-            Bs.append(self._grouped(wV1, self.X).T)
-            rs.append(self.X.T @ (w * z))
-        if not Bs:
-            return BlockedCholesky(D, np.zeros((0, self.q1)), np.zeros((0, 0))), r1
-        if self.k_rest:
-            Urw = Ur.multiply(w[:, None]).tocsr()
-            UU = (Urw.T @ Ur).toarray()
-        if joint and self.k_rest:
-            RX = np.asarray(Urw.T @ self.X)
-            C = np.block([[UU, RX], [RX.T, self.X.T @ (w[:, None] * self.X)]])
-        elif joint:
-            C = self.X.T @ (w[:, None] * self.X)
+    def _linear(self, V1, Vr, u, beta=None, base=None):
+        """o + Xβ + ZΛu (``base`` = o + Xβ when known)."""
+        eta = self.offset + self.X @ beta if base is None else base
+        if self.p1 == 1:
+            eta = eta + V1[:, 0] * u[self.codes1]
         else:
-            C = UU
-        C[np.arange(self.k_rest), np.arange(self.k_rest)] += 1.0
-        return BlockedCholesky(D, np.vstack(Bs), C), np.concatenate([r1] + rs)
+            eta = eta + np.einsum("ij,ij->i", V1, u[:self.q1].reshape(self.l1, self.p1)[self.codes1])
+        if self.k_rest:
+            eta = eta + np.einsum("ij,ij->i", Vr, u[self.q1:][self.rest_cols])
+        return eta
 
     def _pdev(self, mu, u):
         return float(np.sum(self.family.dev_resids(self.y, mu, self.wt)) + u @ u)
@@ -220,7 +153,7 @@ class GlmerModel:
         Raises ``np.linalg.LinAlgError`` or ``FloatingPointError`` where it cannot converge.
         """
         fam = self.family
-        V1, Ur = self._parts(np.asarray(theta, dtype=float))
+        V1, Vr = self._parts(np.asarray(theta, dtype=float))
         if u is None or beta is None:
             # no previous mode: Fisher scoring from R's starting μ, as glm does
             eta = fam.linkfun(fam.mu_start(self.y, self.wt))
@@ -228,25 +161,28 @@ class GlmerModel:
             beta = np.zeros(self.p) if beta is None else beta
             u = np.zeros(self.q)
         else:
-            eta = self._linear(V1, Ur, u, beta)
+            eta = self._linear(V1, Vr, u, beta)
             coef = np.concatenate([u, beta]) if joint else u.copy()
         mu = fam.valid_mu(fam.linkinv(eta))
         pdev = self._pdev(mu, u) if coef is not None else np.inf
-        fixed = 0.0 if joint else self.X @ beta
+        base = None if joint else self.offset + self.X @ beta     # o + Xβ, β fixed
+        pattern, values = self.pattern(joint), self._values(V1, Vr, joint)
+        last = None                      # the previous full step's size
         for it in range(1, PIRLS_MAXIT + 1):
-            d = fam.mu_eta(eta)
-            w = self.wt * d ** 2 / fam.variance(mu)
-            z = eta - self.offset - fixed + (self.y - mu) / d
-            fac, rhs = self._system(V1, Ur, w, z, joint)
+            # Newton steps from a previous mode; from R's start μ the first is Fisher's
+            w, r = fam.working(self.y, mu, eta, self.wt, newton=coef is not None)
+            z = eta - (self.offset if joint else base) + r
+            fac = pattern.factor(values, w)
+            rhs = pattern.rhs(values, w * z)
             target = fac.solve(rhs)
             if coef is None:
                 coef, step = target, None
             else:
                 step = target - coef
-            for _ in range(30):          # step halving on the penalized deviance
+            for halving in range(30):    # step halving on the penalized deviance
                 new = coef if step is None else coef + step
                 nu, nb = (new[:self.q], new[self.q:]) if joint else (new, beta)
-                eta_new = self._linear(V1, Ur, nu, nb)
+                eta_new = self._linear(V1, Vr, nu, nb, base)
                 mu_new = fam.valid_mu(fam.linkinv(eta_new))
                 pdev_new = self._pdev(mu_new, nu)
                 if step is None or pdev_new <= pdev * (1 + 1e-13) + 1e-13:
@@ -261,13 +197,18 @@ class GlmerModel:
                 raise FloatingPointError("PIRLS: penalized deviance not finite")
             if change < PIRLS_TOL:
                 break
-        # the Laplace factor at the converged μ
-        d = fam.mu_eta(eta)
-        w = self.wt * d ** 2 / fam.variance(mu)
-        fac, _ = self._system(V1, Ur, w, np.zeros(self.nobs))
+            # the next step's size, extrapolated from the last two (c_k = C c_{k-1}^2 when
+            # convergence is quadratic, r c_{k-1} when linear: both give c_k^2 / c_{k-1}):
+            # when that is at round-off the mode is reached without another factorization
+            if last is not None and halving == 0 and change * change < PIRLS_NEXT * last:
+                break
+            last = change if halving == 0 and np.isfinite(change) else None
+        # the Laplace factor at the converged μ, with Fisher's weights (lme4's)
+        w, _ = fam.working(self.y, mu, eta, self.wt)
+        fac = self.pattern().factor(values[:, :values.shape[1] - self.p] if joint else values, w)
         return PirlsState(u=u, beta=beta, eta=eta, mu=mu, factor=fac,
-                          ldL2=fac.logdet(self.k_rest), sqrL=float(u @ u),
-                          aic=fam.aic(self.y, self.n, mu, self.wt), iterations=it)
+                          ldL2=fac.logdet(), sqrL=float(u @ u),
+                          aic=self._aic(mu), iterations=it)
 
     # -- objectives for the optimizer
     def _safe(self, key, compute):
@@ -290,9 +231,19 @@ class GlmerModel:
     def objective(self, x):
         """The Laplace objective f(θ, β) (u by PIRLS); +inf where undefined."""
         x = np.asarray(x, dtype=float)
+        self._warm_x = x.copy()
         theta, beta = x[:self.ntheta], x[self.ntheta:]
         state = self._safe(1, lambda warm: self.pirls(theta, beta, warm[0] if warm else None))
         return np.inf if state is None else state.laplace
+
+    def warm_start(self, x=None, state=None):
+        """The PIRLS warm start of ``objective``: the mode at (θ, β) = x (computed if
+        not the last one), or set it to ``state`` (a value this method returned)."""
+        if state is not None:
+            self._warm[1] = state
+        elif self._warm_x is None or not np.array_equal(self._warm_x, x):
+            self.objective(x)
+        return self._warm.get(1)
 
     def state(self, theta, beta=None):
         """The PIRLS state at θ (and β; jointly over β when ``beta`` is None)."""
@@ -302,32 +253,52 @@ class GlmerModel:
         return self.pirls(theta, beta, warm[0] if warm else None)
 
 
-def deriv12(fun, x, delta=1e-4, fx=None, lower=None):
-    """lme4's ``deriv12``: central-difference gradient and Hessian, one-sided steps
-    shortened to the lower bound where x - delta would cross it."""
+def deriv12(fun, x, delta=1e-4, fx=None, lower=None, rule="lme4", memo=None):
+    """lme4's ``deriv12``: central-difference gradient and Hessian with step ``delta``,
+    one-sided steps shortened to the lower bound where x - delta would cross it.
+
+    Cross terms by lme4's rule, f(+,+) - f(+,-) - f(-,+) + f(-,-) over the squared
+    steps; or with ``rule="pairs"``, where both steps are symmetric, from f(x ± (h e_i +
+    h e_j)) and the diagonal evaluations (2 evaluations per pair instead of 4, exact for
+    a quadratic too; the round-off in each cross term is about 2.6 times lme4's rule's,
+    which moves glmer's standard errors by ~1e-6 relative). ``memo`` (a dict) keeps
+    the evaluations for another call at the same x.
+    """
     x = np.asarray(x, dtype=float)
     k = len(x)
     fx = fun(x) if fx is None else fx
     lo = np.full(k, -np.inf) if lower is None else np.asarray(lower, dtype=float)
     ld = np.where(x - delta < lo, x - lo, delta)
     ud = np.full(k, delta)
+    memo = {} if memo is None else memo
 
-    def at(**moves):
-        y = x.copy()
-        for i, v in moves.items():
-            y[int(i[1:])] += v
-        return fun(y)
+    def at(*moves):
+        key = tuple(moves)
+        if key not in memo:
+            y = x.copy()
+            for i, v in moves:
+                y[i] += v
+            memo[key] = fun(y)
+        return memo[key]
 
     g, H = np.zeros(k), np.zeros((k, k))
+    fadd, fsub = np.zeros(k), np.zeros(k)
     for j in range(k):
-        fadd, fsub = at(**{f"i{j}": ud[j]}), at(**{f"i{j}": -ld[j]})
-        H[j, j] = fadd / ud[j] ** 2 - 2 * fx / (ud[j] * ld[j]) + fsub / ld[j] ** 2
-        g[j] = (fadd - fsub) / (ud[j] + ld[j])
+        fadd[j], fsub[j] = at((j, ud[j])), at((j, -ld[j]))
+        H[j, j] = fadd[j] / ud[j] ** 2 - 2 * fx / (ud[j] * ld[j]) + fsub[j] / ld[j] ** 2
+        g[j] = (fadd[j] - fsub[j]) / (ud[j] + ld[j])
         for i in range(j):
-            H[i, j] = H[j, i] = (at(**{f"i{i}": ud[i], f"i{j}": ud[j]}) / (ud[i] + ud[j]) ** 2
-                                 - at(**{f"i{i}": ud[i], f"i{j}": -ld[j]}) / (ud[i] + ld[j]) ** 2
-                                 - at(**{f"i{i}": -ld[i], f"i{j}": ud[j]}) / (ld[i] + ud[j]) ** 2
-                                 + at(**{f"i{i}": -ld[i], f"i{j}": -ld[j]}) / (ld[i] + ld[j]) ** 2)
+            if rule == "pairs" and ld[i] == ud[i] and ld[j] == ud[j]:
+                # f(x+a) + f(x-a) - 2f(x) = a'Ha for a = h_i e_i + h_j e_j
+                hi, hj = ud[i], ud[j]
+                both = at((i, hi), (j, hj)) + at((i, -hi), (j, -hj))
+                H[i, j] = (both - fadd[i] - fsub[i] - fadd[j] - fsub[j] + 2 * fx) / (2 * hi * hj)
+            else:
+                H[i, j] = (at((i, ud[i]), (j, ud[j])) / (ud[i] + ud[j]) ** 2
+                           - at((i, ud[i]), (j, -ld[j])) / (ud[i] + ld[j]) ** 2
+                           - at((i, -ld[i]), (j, ud[j])) / (ld[i] + ud[j]) ** 2
+                           + at((i, -ld[i]), (j, -ld[j])) / (ld[i] + ld[j]) ** 2)
+            H[j, i] = H[i, j]
     return g, H
 
 

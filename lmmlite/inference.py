@@ -15,26 +15,26 @@ M = (R_X'R_X)⁻¹.  For a contrast L, ν = 2 (L'CL)² / (g'Ag), g_i = L'(∂C/�
 (eq. 6 of the paper).
 
 Derivatives: everything in σ is analytic (∂d/∂σ, ∂²d/∂σ², ∂²d/∂σ∂θ,
-∂C/∂σ = 2σM); the θ derivatives of log|L_Z|²+log|R_X|², r²(θ) and M(θ) are
-central differences refined by Richardson extrapolation (four step sizes),
-accurate to ~1e-9 relative.  H is inverted on its positive eigenvalues
-(> 1e-8), as lmerTest does for singular fits.
+∂C/∂σ = 2σM).  The θ derivatives of log|L_Z|²+log|R_X|², r²(θ) and M(θ) are,
+as lmerTest takes them, central differences refined by Richardson
+extrapolation (four step sizes, 73 factorizations for three θ; accurate to
+~1e-9 relative), each on the criterion-only factor of solvers.py; for models
+of 20,000 rows or more (``use_exact``) they are exact, in q x q algebra
+(satterthwaite_exact.py; the two agree to ~1e-9).  H is inverted on its
+positive eigenvalues (> 1e-8), as lmerTest does for singular fits.
 
-Kenward-Roger (Kenward & Roger 1997, Biometrics 53, 983-997; as pbkrtest,
-Halekoh & Højsgaard 2014, J. Stat. Softw. 59(9)): REML fits only.  The
-covariance Σ = Σ_r γ_r G_r is linear in the variance/covariance parameters γ
-(one per element of each term's covariance matrix, plus σ²), so the second
-derivatives of Σ vanish and Φ_A = Φ + 2 Φ U Φ (eq. 2-5 of Kenward & Roger
-with R_ij = 0).  Computed with a dense n x n Σ⁻¹: fine for n up to a few
-thousand observations (memory ~ 8 n² bytes).
+Kenward-Roger (Kenward & Roger 1997, Biometrics 53, 983-997; as pbkrtest):
+REML fits only, computed in kenward_roger.py with q x q matrices (never n x n).
 """
 
 import numpy as np
 import pandas as pd
 from scipy import stats
 
-from .covariance import tril_index
 from .errors import LmmError
+from .kenward_roger import KenwardRoger
+from .optimize import blas_single_thread
+from .satterthwaite_exact import varpar_derivatives
 
 _RICH_LEVELS = 4
 
@@ -96,6 +96,41 @@ def _steps(theta):
 
 # --------------------------------------------------------------------------
 # Satterthwaite
+EXACT_MIN_N = 20_000   # exact derivatives (q x q algebra) from this many rows ...
+EXACT_MAX_Q = 8_000    # ... while q x q dense arrays stay below 0.5 GB each
+
+
+def use_exact(dev):
+    """Whether Satterthwaite's derivatives are taken exactly (large models) rather than by
+    Richardson-extrapolated differences of the deviance (lmerTest's way; 73 evaluations)."""
+    q = sum(b.nlevels * b.p for b in dev.blocks)
+    return dev.n >= EXACT_MIN_N and q <= EXACT_MAX_Q
+
+
+def _richardson_derivatives(dev, theta, sigma, REML):
+    """(H, jac) as varpar_derivatives, the θ derivatives by Richardson-extrapolated differences."""
+    p = dev.p
+    kdf = dev.n - p if REML else dev.n
+
+    def parts(th):
+        fac = dev.factor(th, full=False)   # the criterion-only path (solvers.py)
+        a = fac.logdet_Z() + (fac.logdet_X() if REML else 0.0)
+        Ri = np.linalg.inv(fac.RX())
+        return np.concatenate([[a, dev.pwrss(fac)], (Ri @ Ri.T).ravel()])
+
+    f0, G, Hh = grad_hess(parts, theta, _steps(theta))
+    r2 = f0[1]
+    M = f0[2:].reshape(p, p)
+    nt = len(theta)
+    H = np.empty((nt + 1, nt + 1))
+    H[:nt, :nt] = Hh[:, :, 0] + Hh[:, :, 1] / sigma ** 2
+    H[:nt, nt] = H[nt, :nt] = -2.0 * G[:, 1] / sigma ** 3
+    H[nt, nt] = -2.0 * kdf / sigma ** 2 + 6.0 * r2 / sigma ** 4
+    jac = [sigma ** 2 * G[i, 2:].reshape(p, p) for i in range(nt)]
+    jac.append(2.0 * sigma * M)
+    return H, jac
+
+
 class SatterthwaiteModel:
     """The pieces lmerTest keeps: Cov(β̂), A = Cov(φ̂) and ∂Cov(β̂)/∂φ_i.
 
@@ -107,35 +142,23 @@ class SatterthwaiteModel:
     hessian : the Hessian H of the deviance in φ = (θ, σ)
     """
 
-    def __init__(self, fit, tol=1e-8):
+    def __init__(self, fit, tol=1e-8, method="auto"):
         dev = fit.devfun
         theta = np.asarray(fit.theta, dtype=float)
         sigma = float(fit.sigma)
-        REML = fit.REML
-        p = dev.p
-        kdf = dev.n - p if REML else dev.n
-
-        def parts(th):
-            fac = dev.factor(th)
-            a = fac.logdet_Z() + (fac.logdet_X() if REML else 0.0)
-            Ri = np.linalg.inv(fac.RX())
-            return np.concatenate([[a, dev.pwrss(fac)], (Ri @ Ri.T).ravel()])
-
-        f0, G, Hh = grad_hess(parts, theta, _steps(theta))
-        r2 = f0[1]
-        M = f0[2:].reshape(p, p)
-        nt = len(theta)
-        H = np.empty((nt + 1, nt + 1))
-        H[:nt, :nt] = Hh[:, :, 0] + Hh[:, :, 1] / sigma ** 2
-        H[:nt, nt] = H[nt, :nt] = -2.0 * G[:, 1] / sigma ** 3
-        H[nt, nt] = -2.0 * kdf / sigma ** 2 + 6.0 * r2 / sigma ** 4
+        if method == "auto":
+            method = "exact" if use_exact(dev) else "richardson"
+        if method not in ("exact", "richardson"):
+            raise LmmError(f"method must be 'auto', 'exact' or 'richardson', not {method!r}")
+        derivs = varpar_derivatives if method == "exact" else _richardson_derivatives
+        with blas_single_thread():      # as lmer: threads only thrash on these sizes
+            H, self.jac = derivs(dev, theta, sigma, fit.REML)
+        self.method = method
         self.hessian = H
         w, V = np.linalg.eigh(H)
         self.eigenvalues = w
         pos = w > tol
         self.vcov_varpar = 2.0 * (V[:, pos] / w[pos]) @ V[:, pos].T
-        self.jac = [sigma ** 2 * G[i, 2:].reshape(p, p) for i in range(nt)]
-        self.jac.append(2.0 * sigma * M)
         self.vcov_beta = fit.vcov.to_numpy()
         self.sigma = sigma
 
@@ -153,150 +176,7 @@ def satterthwaite(fit):
 
 
 # --------------------------------------------------------------------------
-# Kenward-Roger
-class KenwardRoger:
-    """Kenward-Roger adjusted Cov(β̂) (Φ_A) and the pieces for its df (REML fits only).
-
-    Attributes
-    ----------
-    vcov_adj : (p, p) array, Φ_A
-    vcov : (p, p) array, Φ = Cov(β̂) unadjusted
-    P : list of (p, p) arrays, P_r = -X'Σ⁻¹G_rΣ⁻¹X
-    W : (m, m) array, 2 × inverse expected information of γ
-    """
-
-    def __init__(self, fit):
-        if not fit.REML:
-            raise LmmError("Kenward-Roger's method is only available for REML fits; "
-                           "refit the model with REML=True")
-        dev = fit.devfun
-        n = dev.n
-        X = dev.X
-        sigma2 = fit.sigma ** 2
-        # covariance parameters γ (covariance.gamma: vech of each Σ_k, then σ²) and the
-        # generators (Z_s, D_r): G_r = Z_s D_r Z_s', D_r = I ⊗ E_r, E_r the unit
-        # symmetric matrix of γ_r's entry (i, j)
-        Zs = [b.Z().toarray() for b in dev.blocks]
-        gens = []           # (block index or None for residual, E_r or None)
-        for s, b in enumerate(dev.blocks):
-            for i, j in tril_index(b.p):
-                E = np.zeros((b.p, b.p))
-                E[i, j] = E[j, i] = 1.0
-                gens.append((s, E))
-        gens.append((None, None))
-        gamma = fit.covariance.gamma(fit.theta, fit.sigma)
-        Sigma = sigma2 * np.eye(n)
-        for s, (b, T) in enumerate(zip(dev.blocks, dev.split(fit.theta))):
-            ZL = Zs[s] @ np.kron(np.eye(b.nlevels), T)
-            Sigma += sigma2 * ZL @ ZL.T
-        cf = np.linalg.cholesky(Sigma)
-        Winv = np.linalg.inv(cf)
-        Sinv = Winv.T @ Winv
-        WX = Sinv @ X
-        Phi = np.linalg.inv(X.T @ WX)
-        m = len(gens)
-
-        def Zof(r):
-            s, E = gens[r]
-            return None if s is None else Zs[s]
-
-        def Dmul(r, A, left):
-            """D_r A (left) or A D_r (right) with D_r = I ⊗ E_r (identity for σ²)."""
-            s, E = gens[r]
-            if s is None:
-                return A
-            D = np.kron(np.eye(dev.blocks[s].nlevels), E)
-            return D @ A if left else A @ D
-
-        # U_r = Z_r' Σ⁻¹ X, and the cross products Z_a' Σ⁻¹ Z_b
-        U = [WX if Zof(r) is None else Zof(r).T @ WX for r in range(m)]
-        SZ = {}
-
-        def cross(a, b):
-            key = (gens[a][0], gens[b][0])
-            if key not in SZ:
-                za, zb = Zof(a), Zof(b)
-                left = Sinv if za is None else za.T @ Sinv
-                SZ[key] = left if zb is None else left @ zb
-            return SZ[key]
-
-        P = [-(U[r].T @ Dmul(r, U[r], True)) for r in range(m)]
-        Q = {}
-        K = np.empty((m, m))
-        for a in range(m):
-            for b in range(a, m):
-                C = cross(a, b)
-                DaC = Dmul(a, C, True)
-                DaCDb = Dmul(b, DaC, False)
-                Q[a, b] = U[a].T @ DaCDb @ U[b]
-                Q[b, a] = Q[a, b].T
-                # tr(G_a Σ⁻¹ G_b Σ⁻¹) = tr(D_a C_ab D_b C_ba)
-                K[a, b] = K[b, a] = np.sum(DaCDb * cross(b, a).T)
-        IE2 = np.empty((m, m))
-        for a in range(m):
-            PhiPa = Phi @ P[a]
-            for b in range(a, m):
-                IE2[a, b] = IE2[b, a] = (K[a, b] - 2 * np.sum(Phi * Q[a, b])
-                                         + np.sum(PhiPa * (P[b] @ Phi)))
-        ev = np.linalg.eigvalsh(IE2)
-        W = 2 * (np.linalg.inv(IE2) if np.min(np.abs(ev)) > 1e-10 else np.linalg.pinv(IE2))
-        UU = np.zeros_like(Phi)
-        for a in range(m):
-            for b in range(m):
-                UU += W[a, b] * (Q[a, b] - P[a] @ Phi @ P[b])
-        self.vcov = Phi
-        self.vcov_adj = Phi + 2 * Phi @ UU @ Phi
-        self.P, self.W, self.gamma = P, W, gamma
-
-    def _A(self, L):
-        V0 = self.vcov
-        Theta = L.T @ np.linalg.solve(L @ V0 @ L.T, L)
-        u = [Theta @ V0 @ Pr @ V0 for Pr in self.P]
-        tr = np.array([np.trace(ui) for ui in u])
-        m = len(u)
-        A1 = float(tr @ self.W @ tr)
-        A2 = float(sum(self.W[a, b] * np.sum(u[a] * u[b].T) for a in range(m) for b in range(m)))
-        return A1, A2
-
-    def ddf(self, L):
-        """Kenward-Roger denominator df for the hypothesis Lβ = 0 (L: q x p or a vector)."""
-        L = np.atleast_2d(np.asarray(L, dtype=float))
-        A1, A2 = self._A(L)
-        return _kr_df(A1, A2, L.shape[0])
-
-    def ftest(self, L, beta):
-        """KR F test of Lβ = 0 (L of full row rank q).
-
-        Returns (F, q, ddf, F_unscaled, scale): the Wald statistic with Φ_A
-        divided by q, scaled by λ = ddf (1 - A2/q) / (ddf - 2) (Kenward &
-        Roger 1997, eq. 10; λ = 1 when ddf is within 0.01 of 2, as pbkrtest).
-        """
-        L = np.atleast_2d(np.asarray(L, dtype=float))
-        q = np.linalg.matrix_rank(L)
-        A1, A2 = self._A(L)
-        ddf = _kr_df(A1, A2, q)
-        lam = 1.0 if abs(ddf - 2) < 0.01 else ddf * (1 - A2 / q) / (ddf - 2)
-        Lb = L @ beta
-        F_unscaled = float(Lb @ np.linalg.solve(L @ self.vcov_adj @ L.T, Lb)) / q
-        return lam * F_unscaled, q, ddf, F_unscaled, lam
-
-
-def _kr_df(A1, A2, q):
-    """pbkrtest's Lb_ddf: the KR df from A1, A2 (Kenward & Roger 1997, eq. 7-10)."""
-    B = (A1 + 6 * A2) / (2 * q)
-    g = ((q + 1) * A1 - (q + 4) * A2) / ((q + 2) * A2)
-    den = 3 * q + 2 * (1 - g)
-    c1, c2, c3 = g / den, (q - g) / den, (q + 2 - g) / den
-    V0 = 1 + c1 * B
-    V1 = 1 - c2 * B
-    V2 = 1 - c3 * B
-    V0 = 0.0 if abs(V0) < 1e-10 else V0
-    x = 1 - A2 / q
-    ratio = 1.0 if (abs(x) < 1e-14 and abs(V1) < 1e-14) else x / V1
-    rho = ratio ** 2 * V0 / V2 / q
-    return 4 + (q + 2) / (q * rho - 1)
-
-
+# Kenward-Roger (kenward_roger.py)
 def kenward_roger(fit):
     """The :class:`KenwardRoger` of a REML fit (built once, kept by the fit)."""
     return fit.cached("kenward_roger", KenwardRoger)

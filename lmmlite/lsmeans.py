@@ -238,8 +238,9 @@ def emmeans(fit, specs, pairwise=False, ddf="Satterthwaite", level=0.95):
     Notes
     -----
     emmeans itself switches to asymptotic df (``df = Inf``) above 3000
-    observations (its ``lmerTest.limit`` and ``pbkrtest.limit``); lmmlite
-    always computes the df (Kenward-Roger's needs an n x n matrix).
+    observations (its ``lmerTest.limit`` and ``pbkrtest.limit``, because
+    pbkrtest forms n x n matrices); lmmlite always computes the df (in q x q
+    algebra: kenward_roger.py, satterthwaite_exact.py).
 
     Returns
     -------

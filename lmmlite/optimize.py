@@ -90,6 +90,35 @@ def _at_bound(theta, lower, tol=1e-10, upper=None):
     return at if upper is None else at | (np.isfinite(upper) & (theta >= upper - tol))
 
 
+def _newton_step(g, H):
+    """The Newton step H⁻¹g; where H is not positive definite (a saddle or a ridge)
+    its eigenvalues are taken in absolute value, so the step goes downhill."""
+    lam, V = np.linalg.eigh(H)
+    lam = np.maximum(np.abs(lam), 1e-8 * max(np.abs(lam).max(), 1e-300))
+    return V @ ((V.T @ g) / lam)
+
+
+def _negligible(step, g, theta, fval):
+    """A step too small to matter, or a promised decrease below round-off in d(θ)."""
+    return bool(np.max(np.abs(step) / (1 + np.abs(theta))) < 1e-7
+                or 0.5 * float(g @ step) < 1e-13 * (1 + abs(fval)))
+
+
+def _backtrack(f, theta, free, step, lower, upper, fval):
+    """θ - t·step on the free coordinates, clipped to the bounds, for the first of
+    t = 1, 1/2, ..., 1/128 that does not raise d; None if none does."""
+    t = 1.0
+    for _ in range(8):
+        cand = theta.copy()
+        cand[free] -= t * step
+        cand = np.clip(cand, lower, np.inf if upper is None else upper)
+        fc = f(cand)
+        if fc <= fval:
+            return cand, fc, t
+        t /= 2
+    return None
+
+
 def _polish(f, theta, lower, fval, upper=None):
     """A few projected Newton steps on the coordinates away from their bounds.
 
@@ -107,34 +136,19 @@ def _polish(f, theta, lower, fval, upper=None):
         if not (np.all(np.isfinite(g)) and np.all(np.isfinite(H))):
             return theta, fval, False
         try:
-            # Newton step; where H is not positive definite (a saddle or a ridge)
-            # its eigenvalues are taken in absolute value, so the step goes downhill
-            lam, V = np.linalg.eigh(H)
+            step = _newton_step(g, H)
         except np.linalg.LinAlgError:
             return theta, fval, False
-        lam = np.maximum(np.abs(lam), 1e-8 * max(np.abs(lam).max(), 1e-300))
-        step = V @ ((V.T @ g) / lam)
         if not np.all(np.isfinite(step)):
             return theta, fval, False
-        if np.max(np.abs(step) / (1 + np.abs(theta[free]))) < 1e-7:
+        if _negligible(step, g, theta[free], fval):
             return theta, fval, True
-        # the decrease a Newton step promises; below round-off in d(θ) it is noise
-        if 0.5 * float(g @ step) < 1e-13 * (1 + abs(fval)):
-            return theta, fval, True
-        t = 1.0
-        for _ in range(8):
-            cand = theta.copy()
-            cand[free] -= t * step
-            cand = np.clip(cand, lower, np.inf if upper is None else upper)
-            fc = f(cand)
-            if fc <= fval:
-                break
-            t /= 2
-        else:
+        found = _backtrack(f, theta, free, step, lower, upper, fval)
+        if found is None:
             return theta, fval, False
-        if fc == fval:
+        if found[1] == fval:
             return theta, fval, True
-        theta, fval = cand, fc
+        theta, fval = found[:2]
     return theta, fval, False
 
 
@@ -151,11 +165,12 @@ def _fd_grad(f, x, free, h=1e-4):
     return g
 
 
-def _quasi_newton(f, theta, lower, fval, upper=None, iterations=12):
+def quasi_newton(f, theta, lower, fval, upper=None, iterations=12, hessian=None):
     """Newton steps from a start near the optimum, for an expensive criterion.
 
     The first step uses the finite-difference Hessian (1 + 2k + k(k-1) evaluations
-    for k parameters); later steps only the central-difference gradient (2k), with
+    for k parameters), or ``hessian`` when given (e.g. from a nearby optimum: the
+    profiles of glmer); later steps only the central-difference gradient (2k), with
     the Hessian carried forward by the BFGS update (Nocedal & Wright 2006, eq. 6.19)
     from the step s and the change y in the gradient, while y's > 0.  Converges
     superlinearly, at about half the evaluations of :func:`_polish`.  Returns θ,
@@ -165,29 +180,22 @@ def _quasi_newton(f, theta, lower, fval, upper=None, iterations=12):
     free = ~_at_bound(theta, lower, upper=upper)
     if not free.any():
         return theta, fval, False
-    g, H = fd_grad_hess(f, theta, free)
+    if hessian is None:
+        g, H = fd_grad_hess(f, theta, free)
+    else:
+        g, H = _fd_grad(f, theta, free), np.asarray(hessian)[np.ix_(free, free)]
     for _ in range(iterations):
         if hasattr(f, "derivs"):
             f.derivs = (theta.copy(), g, H)
         if not (np.all(np.isfinite(g)) and np.all(np.isfinite(H))):
             return theta, fval, False
-        lam, V = np.linalg.eigh(H)
-        lam = np.maximum(np.abs(lam), 1e-8 * max(np.abs(lam).max(), 1e-300))
-        step = V @ ((V.T @ g) / lam)
-        if np.max(np.abs(step) / (1 + np.abs(theta[free]))) < 1e-7 \
-                or 0.5 * float(g @ step) < 1e-13 * (1 + abs(fval)):
+        step = _newton_step(g, H)
+        if _negligible(step, g, theta[free], fval):
             return theta, fval, True
-        t = 1.0
-        for _ in range(8):
-            cand = theta.copy()
-            cand[free] -= t * step
-            cand = np.clip(cand, lower, np.inf if upper is None else upper)
-            fc = f(cand)
-            if fc <= fval:
-                break
-            t /= 2
-        else:
+        found = _backtrack(f, theta, free, step, lower, upper, fval)
+        if found is None:
             return theta, fval, False
+        cand, fc, t = found
         if np.any(_at_bound(cand, lower, upper=upper) & free):
             return cand, fc, False      # a bound was reached: the usual path takes over
         g_new = _fd_grad(f, cand, free)
@@ -333,7 +341,7 @@ class _Tracked:
         return value
 
 
-def _bobyqa(fun, theta0, lower, upper):
+def _bobyqa(fun, theta0, lower, upper, tol=1e-8):
     """NLopt's BOBYQA with lme4's nloptwrap settings (tolerances 1e-8, start θ0).
 
     NLopt may stop with a round-off error when the criterion is flat at the
@@ -344,8 +352,8 @@ def _bobyqa(fun, theta0, lower, upper):
     opt.set_lower_bounds([lo if np.isfinite(lo) else -np.inf for lo in lower])
     opt.set_upper_bounds([float(hi) for hi in upper])
     opt.set_min_objective(lambda x, grad: fun(np.asarray(x)))
-    opt.set_xtol_abs(1e-8)
-    opt.set_ftol_abs(1e-8)
+    opt.set_xtol_abs(tol)
+    opt.set_ftol_abs(tol)
     opt.set_maxeval(100000)
     try:
         opt.optimize(list(map(float, theta0)))
@@ -451,7 +459,8 @@ OPTIMIZERS = ("auto", "bobyqa", "lbfgsb", "nloptwrap")
 
 
 def optimize_theta(f, theta0, lower, method="auto", upper=None, below=None, checks=True,
-                   grad_hess=None, scale=None, newton_first=False):
+                   grad_hess=None, scale=None, newton_first=False, polish_only=False,
+                   bobyqa_tol=None):
     """Minimize ``f`` from ``theta0`` under bounds: the one optimizer entry point.
 
     lmer, the profiles of confint and the bootstrap refits all call this, so
@@ -491,6 +500,12 @@ def optimize_theta(f, theta0, lower, method="auto", upper=None, below=None, chec
         Begin with Newton steps from ``theta0`` (lmer, for large models started near
         the optimum by start.moment_start); if they converge away from the bounds,
         no derivative-free search is run.
+    polish_only : bool
+        θ0 is a local optimizer's result already (glmer's stage 2 after its own BOBYQA
+        run): skip the first local run, go on with the restarts and Newton steps.
+    bobyqa_tol : float, optional
+        BOBYQA's absolute tolerances on θ and f instead of lme4's 1e-8 (glmer, whose
+        BOBYQA runs only give Newton steps their start).
     """
     if method not in OPTIMIZERS:
         raise LmmError(f"unknown optimizer {method!r}: use one of {', '.join(OPTIMIZERS)}")
@@ -508,18 +523,22 @@ def optimize_theta(f, theta0, lower, method="auto", upper=None, below=None, chec
     if len(theta0) == 0:        # nothing to optimize (e.g. a profile of a one-parameter model)
         return OptResult(theta=theta0, value=fun(theta0), nfev=1, singular=False,
                          messages=[], method=method)
-    local = partial(_lbfgsb, scale=scale) if method == "lbfgsb" else _bobyqa
+    local = partial(_lbfgsb, scale=scale) if method == "lbfgsb" else \
+        _bobyqa if bobyqa_tol is None else partial(_bobyqa, tol=bobyqa_tol)
     if newton_first and method != "nloptwrap":
         # from a start near the optimum, Newton steps with a finite-difference Hessian
         # converge in a few iterations; where they do not, the usual path goes on from
         # the best point they reached
-        theta, fval, converged = _quasi_newton(fun, theta0, lower, fun(theta0), upper)
+        theta, fval, converged = quasi_newton(fun, theta0, lower, fun(theta0), upper)
         if converged and not np.any(np.isfinite(lower) & (theta < lower + SINGULAR_TOL)):
             return _finish(fun, theta, fval, lower, method, fun) if checks else \
                 OptResult(theta=theta, value=fval, nfev=fun.n, method=method, messages=[],
                           singular=False)
         theta0 = fun.best_x
-    theta, fval = local(fun, theta0, lower, upper)
+    if polish_only:     # θ0 is already BOBYQA's end: on to the exact optimum from there
+        theta, fval = theta0, fun(theta0)
+    else:
+        theta, fval = local(fun, theta0, lower, upper)
     if method == "lbfgsb" and scale is not None and np.any((scale < 0.1) | (scale > 10)):
         # a badly scaled covariate: also start from T at its natural size, diag(scale)
         theta, fval = local(fun, np.clip(theta0 * scale, lower, upper), lower, upper)

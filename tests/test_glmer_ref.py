@@ -150,7 +150,7 @@ def test_predict_and_wald(key):
                                m["pred_response"], **tol)
     np.testing.assert_allclose(fit.predict(new, re_form="~0", type="response").to_numpy(),
                                m["pred_fixed"], **tol)
-    ci = fit.confint()
+    ci = fit.confint(method="Wald")
     assert list(ci.index) == m["wald"]["rows"]
     lo = np.array([np.nan if v in (None, "NA") else v for v in m["wald"]["lower"]], dtype=float)
     rtol = SE_RTOL.get(key, 5e-3 if key in NOISY else 1e-4)
@@ -188,7 +188,11 @@ def test_summary_as_lme4(key):
     ref = m["summary"].rstrip("\n")
     # the optimizer is lmmlite's, not lme4's (lme4 names it only when there are messages)
     ref = re.sub(r"optimizer \([.\w]+\)", f"optimizer ({fit.opt.method})", ref)
-    units = 5 if key in SHORT | {"contra_factor"} else 0
+    # SHORT: lme4's tight SEs are those of its point short of the optimum; at lmmlite's
+    # optimum the round-off-free SE(YEAR97) of grouse_nested is 0.2548253 (steps 1e-3 ..
+    # 1e-4 agree), 5.3 last-digit units from lme4's 0.254820, and the round-off of the
+    # step-1e-4 Hessian (2 evaluations per cross term) moves it by up to 1 more unit
+    units = 8 if key in SHORT else 5 if key == "contra_factor" else 0
     if key in NOISY:
         # lme4's SEs carry its PIRLS noise (module docstring): the blocks before the
         # fixed effects and the estimates must be the same
