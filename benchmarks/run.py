@@ -422,7 +422,8 @@ def main(argv=None):
                     f"{res['nfev']} evaluations")
             except Exception as exc:
                 msg = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-                row["lme4"] = (f"timeout (exceeded {limit:.0f} s{cut})" if "time limit" in msg
+                # R's message may put "reached elapsed time limit" on its second line
+                row["lme4"] = (f"timeout (exceeded {limit:.0f} s{cut})" if "time limit" in str(exc)
                                else f"error ({msg})")
                 log(f"  lme4        {row['lme4']}")
 
