@@ -14,11 +14,13 @@ import datetime as _dt
 import json
 import os
 import platform
+import pickle
 import signal
 import statistics
+import subprocess
 import sys
+import tempfile
 import time
-import tracemalloc
 import warnings
 from pathlib import Path
 
@@ -34,7 +36,7 @@ import lmmlite  # noqa: E402
 RESULTS = HERE / "results"
 
 SM_CROSSED_NA = ("n/a (crossed factors need one all-data group with dense variance-component "
-                 "columns; a 5,000-row subset of this model did not finish in 300 s)")
+                 "columns; a 5,000-row subset of the InstEval-shaped model did not finish in 300 s)")
 
 # name, label, formula, data, REML, big, statsmodels spec (or a reason it is n/a)
 MODELS = [
@@ -65,6 +67,12 @@ MODELS = [
     dict(name="insteval_real", label="lme4::InstEval 73k, ML",
          formula="y ~ service + (1|s) + (1|d) + (1|dept)", data="r:InstEval",
          REML=False, big=True, sm=SM_CROSSED_NA),
+    dict(name="movielens_200k", label="MovieLens-shaped 200k, ML",
+         formula="y ~ x + (1|user) + (1|item)", data=datasets.movielens_200k, REML=False,
+         big=True, lme4_limit="lme4_timeout", sm=SM_CROSSED_NA),
+    dict(name="movielens_1m", label="MovieLens-1M-shaped 1M, ML",
+         formula="y ~ x + (1|user) + (1|item)", data=datasets.movielens_1m, REML=False,
+         big=True, huge=True, lme4_limit="lme4_timeout_1m", sm=SM_CROSSED_NA),
 ]
 
 
@@ -92,40 +100,42 @@ def time_limit(seconds):
 
 # ---------------------------------------------------------------- lmmlite
 
-def lmmlite_fit(m, df, optimizer):
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        return lmmlite.lmer(m["formula"], df, REML=m["REML"], optimizer=optimizer)
-
-
 def bench_lmmlite(m, df, repeats, warmup, limit, optimizer):
-    times, fit = [], None
-    t_start = time.perf_counter()
-    with time_limit(limit):
-        if warmup:
-            fit = lmmlite_fit(m, df, optimizer)
-        for i in range(repeats):
-            t0 = time.perf_counter()
-            fit = lmmlite_fit(m, df, optimizer)
-            times.append(time.perf_counter() - t0)
-            # a big model that is slow gets fewer repeats
-            if m["big"] and time.perf_counter() - t_start > limit / 3:
-                break
-    out = {"times": times,
-           "crit": float(fit.reml_criterion if m["REML"] else fit.deviance),
-           "nfev": int(fit.opt.nfev), "optimizer": fit.opt.method,
-           "theta": [float(t) for t in fit.theta]}
-    # peak memory: a separate, untimed fit under tracemalloc
-    remaining = limit - (time.perf_counter() - t_start)
-    if remaining > 3 * statistics.median(times):
-        tracemalloc.start()
+    """Time and measure one model in a child process (lmmlite_bench.py), so that its
+    peak RSS is that model's alone; the child's JSON lines survive a timeout."""
+    with tempfile.TemporaryDirectory() as tmp:
+        data = Path(tmp) / "data.pkl"
+        data.write_bytes(pickle.dumps(df))
+        cmd = [sys.executable, str(HERE / "lmmlite_bench.py"), str(data), m["formula"],
+               str(int(m["REML"])), optimizer, str(repeats), str(int(warmup)), str(limit), "1"]
+        proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         try:
-            with time_limit(remaining):
-                lmmlite_fit(m, df, optimizer)
-            out["peak_mem_mb"] = tracemalloc.get_traced_memory()[1] / 2 ** 20
-        finally:
-            tracemalloc.stop()
-    return out
+            out, err = proc.communicate(timeout=limit + 30)  # + start-up and data loading
+            timed_out = False
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            out, err = proc.communicate()
+            timed_out = True
+    steps = [json.loads(line) for line in out.splitlines() if line.startswith("{")]
+    fits = [s for s in steps if s["step"] == "fit"]
+    if not fits:
+        if timed_out:
+            raise FitTimeout(f"exceeded {limit:.0f} s")
+        raise RuntimeError(err.strip().splitlines()[-1] if err.strip() else "child failed")
+    last = fits[-1]
+    start = steps[0]
+    res = {"times": [s["time"] for s in fits], "crit": last["crit"], "nfev": last["nfev"],
+           "optimizer": last["optimizer"], "theta": last["theta"],
+           "rss_base_mb": start["rss_base_mb"], "peak_rss_mb": last["rss_peak_mb"]}
+    trace = next((s for s in steps if s["step"] == "trace"), None)
+    if trace is None:
+        res["peak_mem_note"] = ("not run: time limit reached" if timed_out
+                                else "not run: the child stopped early")
+    elif "peak_mb" in trace:
+        res["peak_mem_mb"] = trace["peak_mb"]
+    else:
+        res["peak_mem_note"] = trace["skipped"]
+    return res
 
 
 # ------------------------------------------------------------ statsmodels
@@ -163,14 +173,31 @@ def bench_statsmodels(m, df, repeats, warmup, limit):
 
 # ------------------------------------------------------------------ table
 
-def fmt_t(r):
-    if not isinstance(r, dict):
-        return "n/a"
-    return f"{r['median']:.3f}" if r["median"] < 10 else f"{r['median']:.1f}"
+def status_word(v):
+    """The table cell of an engine that has no time: n/a, skipped, timeout or error
+    (the notes under the table give the reason)."""
+    return v.split(" ", 1)[0] if isinstance(v, str) and v else "n/a"
 
 
-def fmt_ratio(x):
+def fmt_s(x):
+    return f"{x:.3f}" if x < 10 else f"{x:.1f}"
+
+
+def fmt_t(r, bound=None):
+    if isinstance(r, dict):
+        return fmt_s(r["median"])
+    # a timeout is a lower bound on the time
+    return f">{bound:.0f}" if bound is not None else status_word(r)
+
+
+def fmt_ratio(x, upper=None):
+    if x is None and upper is not None:
+        return f"<{upper:.2f}"
     return "n/a" if x is None else f"{x:.2f}"
+
+
+def fmt_mb(lm, key):
+    return f"{lm[key]:.0f}" if isinstance(lm, dict) and lm.get(key) is not None else "n/a"
 
 
 def fmt_diff(x):
@@ -179,16 +206,20 @@ def fmt_diff(x):
 
 def table(rows):
     head = ["model", "n", "lmmlite s", "lme4 s", "statsm. s", "lmm/lme4", "lmm/sm",
-            "peak MB", "Δcrit lme4", "Δcrit sm", "nfev lmm/lme4"]
+            "trace MB", "RSS MB", "Δcrit lme4", "Δcrit sm", "nfev lmm/lme4"]
     lines = []
     for r in rows:
         lm, l4, sm = r["lmmlite"], r["lme4"], r["statsmodels"]
         nfev = "n/a"
         if isinstance(lm, dict):
             nfev = f"{lm['nfev']}/" + (f"{l4['nfev']}" if isinstance(l4, dict) else "n/a")
-        peak = f"{lm['peak_mem_mb']:.1f}" if isinstance(lm, dict) and "peak_mem_mb" in lm else "n/a"
-        lines.append([r["label"], str(r["nobs"] or "n/a"), fmt_t(lm), fmt_t(l4), fmt_t(sm),
-                      fmt_ratio(r["ratio_lme4"]), fmt_ratio(r["ratio_statsmodels"]), peak,
+        trace = (f"{lm['peak_mem_mb']:.1f}" if isinstance(lm, dict) and "peak_mem_mb" in lm
+                 else "n/a")
+        bound = r.get("lme4_timeout_s")
+        lines.append([r["label"], f"{r['nobs']:,}" if r["nobs"] else "n/a", fmt_t(lm),
+                      fmt_t(l4, bound), fmt_t(sm),
+                      fmt_ratio(r["ratio_lme4"], r.get("ratio_lme4_below")),
+                      fmt_ratio(r["ratio_statsmodels"]), trace, fmt_mb(lm, "peak_rss_mb"),
                       fmt_diff(r["crit_diff_lme4"]), fmt_diff(r["crit_diff_statsmodels"]), nfev])
     widths = [max(len(h), *(len(l[i]) for l in lines)) for i, h in enumerate(head)]
     out = ["  ".join(h.ljust(w) if i == 0 else h.rjust(w) for i, (h, w) in enumerate(zip(head, widths)))]
@@ -208,6 +239,8 @@ def notes(rows, skip=()):
                 out.append(f"  {r['label']}: {eng} {v}")
             elif isinstance(v, dict) and eng == "statsmodels" and not v.get("converged", True):
                 out.append(f"  {r['label']}: statsmodels reports non-convergence")
+            elif isinstance(v, dict) and v.get("peak_mem_note"):
+                out.append(f"  {r['label']}: lmmlite tracemalloc peak {v['peak_mem_note']}")
     return out
 
 
@@ -260,19 +293,31 @@ def git_state():
 
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--quick", action="store_true", help="skip the 73k-row models")
+    ap.add_argument("--quick", action="store_true",
+                    help="skip the big models (73k, 200k and 1M rows)")
     ap.add_argument("--no-r", action="store_true", help="do not use R/lme4")
     ap.add_argument("--repeats", type=int, default=7,
-                    help="timed repeats for small models (default 7; the 73k models get at most 3)")
+                    help="timed repeats for small models (default 7; the big models get at most 3)")
     ap.add_argument("--big-repeats", type=int, default=2,
-                    help="timed repeats for the 73k models (1-3, default 2)")
-    ap.add_argument("--budget", type=float, default=540,
-                    help="soft cap on the total run time in seconds (default 540)")
+                    help="timed repeats for the 73k and 200k models (1-3, default 2; 1M: 1)")
+    ap.add_argument("--budget", type=float, default=5400,
+                    help="soft cap on the total run time in seconds (default 5400); a fit "
+                         "that it cuts short or skips says so in the table")
     ap.add_argument("--timeout", type=float, default=300,
                     help="time limit for one engine on one model in seconds (default 300)")
+    ap.add_argument("--lme4-timeout", type=float, default=1800,
+                    help="time limit for lme4 on the 200k-row model (default 1800 s: lme4 "
+                         "needs many minutes there)")
+    ap.add_argument("--lme4-timeout-1m", type=float, default=600,
+                    help="time limit for lme4 on the 1M-row model (default 600 s; it "
+                         "needs far longer)")
     ap.add_argument("--optimizer", default="auto", help="lmmlite optimizer (auto, bobyqa, lbfgsb)")
     ap.add_argument("--only", nargs="*", help="model names to run (default: all)")
+    ap.add_argument("--skip", nargs="*", default=[], help="model names not to run")
     ap.add_argument("--out", default=str(RESULTS), help="output directory")
+    ap.add_argument("--save-reference", action="store_true",
+                    help="also store this run as benchmarks/reference.json (the book's "
+                         "fallback), with a 'reference' entry saying when and where")
     args = ap.parse_args(argv)
     t_begin = time.perf_counter()
     load_begin = os.getloadavg()
@@ -280,6 +325,13 @@ def main(argv=None):
 
     def remaining():
         return deadline - time.perf_counter()
+
+    def limit_for(base):
+        """An engine's time limit on one model, and a note when the budget cut it."""
+        left = remaining()
+        if left >= base:
+            return base, ""
+        return max(left, 5), f"; cut from {base:.0f} s by --budget {args.budget:.0f}"
 
     # ---- engines
     if args.no_r:
@@ -298,7 +350,11 @@ def main(argv=None):
     if not sm_ok:
         print(f"statsmodels: {sm_info}", flush=True)
 
-    models = [m for m in MODELS if not (args.quick and m["big"])]
+    names = {m["name"] for m in MODELS}
+    unknown = [n for n in (args.only or []) + args.skip if n not in names]
+    if unknown:
+        ap.error(f"unknown model name(s) {', '.join(unknown)}: use {', '.join(sorted(names))}")
+    models = [m for m in MODELS if not (args.quick and m["big"]) and m["name"] not in args.skip]
     if args.only:
         models = [m for m in models if m["name"] in args.only]
 
@@ -324,14 +380,15 @@ def main(argv=None):
             df = m["data"]()
             row["data"] = m["data"].__name__
         row["nobs"] = len(df)
-        repeats = max(1, min(args.big_repeats, 3)) if m["big"] else max(args.repeats, 1)
+        repeats = (1 if m.get("huge") else max(1, min(args.big_repeats, 3))) if m["big"] \
+            else max(args.repeats, 1)
         warmup = not m["big"]
 
         # lmmlite
         if remaining() < 5:
-            row["lmmlite"] = "skipped (time budget)"
+            row["lmmlite"] = f"skipped (time budget: --budget {args.budget:.0f} s used up)"
         else:
-            limit = min(args.timeout, max(remaining(), 5))
+            limit, cut = limit_for(args.timeout)
             try:
                 res = bench_lmmlite(m, df, repeats, warmup, limit, args.optimizer)
                 res["median"] = statistics.median(res["times"])
@@ -340,8 +397,8 @@ def main(argv=None):
                 log(f"  lmmlite     {res['median']:.3f} s median of {len(res['times'])}, "
                     f"{res['nfev']} evaluations")
             except FitTimeout as exc:
-                row["lmmlite"] = f"timeout ({exc})"
-                log(f"  lmmlite     TIMEOUT ({exc})")
+                row["lmmlite"] = f"timeout ({exc}{cut})"
+                log(f"  lmmlite     {row['lmmlite']}")
             except Exception as exc:  # report, keep going
                 row["lmmlite"] = f"error ({type(exc).__name__}: {exc})"
                 log(f"  lmmlite     ERROR {exc}")
@@ -350,9 +407,10 @@ def main(argv=None):
         if r is None:
             row["lme4"] = r_reason
         elif remaining() < 5:
-            row["lme4"] = "skipped (time budget)"
+            row["lme4"] = f"skipped (time budget: --budget {args.budget:.0f} s used up)"
         else:
-            limit = min(args.timeout, max(remaining(), 5))
+            limit, cut = limit_for(getattr(args, m.get("lme4_limit", "timeout")))
+            lme4_limit = limit
             try:
                 if rdata is None:
                     rdata = r.to_r(df)
@@ -364,7 +422,9 @@ def main(argv=None):
                     f"{res['nfev']} evaluations")
             except Exception as exc:
                 msg = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-                row["lme4"] = ("timeout" if "time limit" in msg else "error") + f" ({msg})"
+                # R's message may put "reached elapsed time limit" on its second line
+                row["lme4"] = (f"timeout (exceeded {limit:.0f} s{cut})" if "time limit" in str(exc)
+                               else f"error ({msg})")
                 log(f"  lme4        {row['lme4']}")
 
         # statsmodels
@@ -373,9 +433,9 @@ def main(argv=None):
         elif not sm_ok:
             row["statsmodels"] = sm_info
         elif remaining() < 5:
-            row["statsmodels"] = "skipped (time budget)"
+            row["statsmodels"] = f"skipped (time budget: --budget {args.budget:.0f} s used up)"
         else:
-            limit = min(args.timeout, max(remaining(), 5))
+            limit, cut = limit_for(args.timeout)
             try:
                 res = bench_statsmodels(m, df, repeats, warmup, limit)
                 res["median"] = statistics.median(res["times"])
@@ -383,7 +443,7 @@ def main(argv=None):
                 row["statsmodels"] = res
                 log(f"  statsmodels {res['median']:.3f} s median of {len(res['times'])}")
             except FitTimeout as exc:
-                row["statsmodels"] = f"timeout ({exc})"
+                row["statsmodels"] = f"timeout ({exc}{cut})"
             except Exception as exc:
                 row["statsmodels"] = f"error ({type(exc).__name__}: {exc})"
                 log(f"  statsmodels ERROR {exc}")
@@ -394,6 +454,11 @@ def main(argv=None):
         row["ratio_statsmodels"] = lm["median"] / sm["median"] if ok(lm) and ok(sm) else None
         row["crit_diff_lme4"] = lm["crit"] - l4["crit"] if ok(lm) and ok(l4) else None
         row["crit_diff_statsmodels"] = lm["crit"] - sm["crit"] if ok(lm) and ok(sm) else None
+        if isinstance(l4, str) and l4.startswith("timeout"):
+            # lme4 took longer than its limit: the ratio is below lmmlite's time / limit
+            row["lme4_timeout_s"] = lme4_limit
+            if ok(lm):
+                row["ratio_lme4_below"] = lm["median"] / lme4_limit
 
     # ---- report
     total = time.perf_counter() - t_begin
@@ -401,8 +466,10 @@ def main(argv=None):
     print(table(rows))
     print()
     print("times: median wall-clock seconds per fit (lme4: timed inside R with proc.time()); "
-          "peak MB: tracemalloc peak of one lmmlite fit;")
-    print("Δcrit: lmmlite's REML criterion (ML deviance for the 73k models) minus the other's; "
+          "trace MB: tracemalloc peak of one lmmlite fit;")
+    print("RSS MB: peak resident set size of the child process that ran the lmmlite fits "
+          "(interpreter, data and BLAS workspace included);")
+    print("Δcrit: lmmlite's REML criterion (ML deviance for the ML fits) minus the other's; "
           "nfev: lmmlite's deviance evaluations (incl. the checkConv")
     print("finite differences) / lme4's optimizer evaluations (optinfo$feval).")
     if r is None:
@@ -432,12 +499,28 @@ def main(argv=None):
                                    "(data converted to R once, beforehand)",
                       "peak_mem": "tracemalloc peak (MiB) during one separate lmmlite fit "
                                   "(Python and numpy allocations; BLAS workspace not counted)",
+                      "peak_rss": "peak RSS (MiB; Linux VmHWM) of the child process that ran the timed "
+                                  "lmmlite fits (before the tracemalloc fit): interpreter, "
+                                  "libraries, data and BLAS workspace; rss_base_mb is its "
+                                  "RSS before the first fit",
                       "crit": "REML criterion for REML fits, deviance for ML fits; "
                               "statsmodels: -2 * llf",
                       "nfev": "lmmlite: all deviance evaluations incl. the convergence check; "
                               "lme4: optinfo$feval"},
            "models": rows}
     (out / "latest.json").write_text(json.dumps(doc, indent=1, default=float))
+    if args.save_reference:
+        doc["reference"] = {
+            "date": doc["created"][:10],
+            "machine": f"{os.cpu_count()} cores, {platform.platform()}; load average "
+                       f"{load_begin[0]:.2f} at start",
+            "command": "python benchmarks/run.py " + " ".join(argv if argv is not None
+                                                              else sys.argv[1:]),
+            "note": "stored copy of results/latest.json of one run; the book's benchmark "
+                    "appendix shows it when no fresh results/latest.json exists "
+                    "(regenerate: python benchmarks/run.py --save-reference)"}
+        (HERE / "reference.json").write_text(json.dumps(doc, indent=1, default=float))
+        log(f"wrote {HERE / 'reference.json'}")
     png = plot(rows, out / "ratios.png")
     log(f"wrote {out / 'latest.json'}" + (f" and {png}" if png else ""))
     return 0

@@ -35,12 +35,12 @@ def lmer(formula, data, REML=True, optimizer="auto", verbose=None, weights=None,
     REML : bool
         Fit by restricted maximum likelihood (default, as lme4) or by ML.
     optimizer : {"auto", "bobyqa", "lbfgsb", "nloptwrap"}
-        ``"nloptwrap"`` is lme4's own optimizer with lme4's settings (needs the
-        optional ``nlopt`` package) and stops where lme4 stops, so it
-        reproduces lme4's printed digits; ``"bobyqa"`` (the default with
-        nlopt) and ``"lbfgsb"`` (pure scipy, the default without nlopt)
-        continue to the exact optimum, never worse than lme4's -- a last
-        printed digit can differ where lme4 stopped early.
+        ``"nloptwrap"`` is lme4's own optimizer with lme4's settings (through
+        the ``nlopt`` package, a dependency) and stops where lme4 stops, so it
+        reproduces lme4's printed digits; ``"bobyqa"`` (the default) and
+        ``"lbfgsb"`` (pure scipy; what ``"auto"`` falls back to where nlopt
+        cannot be imported) continue to the exact optimum, never worse than
+        lme4's -- a last printed digit can differ where lme4 stopped early.
     verbose : bool or None
         Report the model size and the time spent on stderr.  ``None`` (default):
         only for large data (at least 20,000 observations), where a fit takes

@@ -7,12 +7,17 @@ Optimizers (``lmer(..., optimizer=)``):
   stops where lme4 stops (up to round-off in the criterion), so digits that
   record lme4's early stop (e.g. 958.35 for the sleepstudy slope model of the
   slides, whose exact optimum prints 958.36) are reproduced.  Needs ``nlopt``.
-* ``"bobyqa"`` (the default when nlopt is installed): the same BOBYQA run,
-  then on to the exact optimum: restarts off the boundary where that lowers
-  the criterion, and Newton steps with a finite-difference Hessian.  Its
-  criterion is never above lme4's; results do not depend on round-off noise.
-* ``"lbfgsb"`` (the default without nlopt): pure scipy, L-BFGS-B with
-  central-difference gradients, then the same restarts and Newton steps.
+* ``"bobyqa"`` (the default): the same BOBYQA run, then on to the exact
+  optimum: restarts off the boundary where that lowers the criterion, and
+  Newton steps on the score equations ∇d(θ) = 0 with the exact gradient and
+  Hessian (``Deviance.grad_hess``; a finite-difference Newton polish first
+  where θ is near a bound or the exact steps fail).  Its criterion is never
+  above lme4's; results do not depend on round-off noise.
+* ``"lbfgsb"``: pure scipy, L-BFGS-B with central-difference gradients, then
+  the same restarts and Newton steps, so it ends at the same optimum (to
+  ~1e-10 in θ), a little slower.  nlopt is a core dependency of lmmlite
+  (wheels for every platform, Pyodide included); ``"auto"`` falls back to
+  ``"lbfgsb"`` only where nlopt cannot be imported.
 
 :func:`optimize_theta` is the one entry point: lmer, the profiles of
 confint and the bootstrap refits all call it (with ``checks=False`` and
@@ -236,6 +241,9 @@ def _exact_newton(fun, grad_hess, theta, lower, fval):
             step = sla.cho_solve(sla.cho_factor(H, lower=True), g)
         except np.linalg.LinAlgError:
             return theta, fval, derivs    # not a minimum in the free coordinates
+        rel = np.max(np.abs(step) / (1e-3 + np.abs(theta[free])))
+        if rel < 1e-13:
+            return theta, fval, derivs    # converged; the derivatives are those at θ
         cand = theta.copy()
         cand[free] -= step
         if np.any(cand < lower):
@@ -244,14 +252,34 @@ def _exact_newton(fun, grad_hess, theta, lower, fval):
         if not fc <= fval + tol:
             return theta, fval, derivs
         theta, fval = cand, fc
-        if np.max(np.abs(step) / (1e-3 + np.abs(cand[free]))) < 1e-13:
-            break
+        if rel < 1e-8:
+            # within Newton's quadratic convergence the next step would be ~rel² (below
+            # round-off): stop here, with the gradient at the new θ to that order,
+            # g - H·step, and H, for the convergence check
+            return theta, fval, (theta.copy(), g - H @ step, H)
     try:  # the derivatives at the returned θ, for the convergence check
         out = grad_hess(theta)
         derivs = (theta.copy(), out[0][free], out[1][np.ix_(free, free)])
     except np.linalg.LinAlgError:
         pass
     return theta, fval, derivs
+
+
+def _newton_converged(derivs, lower, tol=1e-10):
+    """Whether exact-Newton derivatives (θ, g, H) mark an interior minimum: every
+    bounded θ_i more than 1e-4 above its bound (near a bound, the projected polish
+    decides), H positive definite and the next Newton step below ``tol`` relative
+    to θ."""
+    if derivs is None:
+        return False
+    theta, g, H = derivs
+    if np.any(np.isfinite(lower) & (theta < lower + SINGULAR_TOL)) or len(g) != len(theta):
+        return False
+    try:
+        step = sla.cho_solve(sla.cho_factor(H, lower=True), g)
+    except np.linalg.LinAlgError:
+        return False
+    return bool(np.max(np.abs(step) / (1e-3 + np.abs(theta))) < tol)
 
 
 def _escape_boundary(f, theta, lower, fval, below=None, scale=None):
@@ -286,9 +314,11 @@ def _escape_boundary(f, theta, lower, fval, below=None, scale=None):
 
 
 def have_nlopt():
+    """Whether nlopt (a core dependency) can be imported; without it ``"auto"``
+    falls back to the pure-scipy ``"lbfgsb"``, which reaches the same optimum."""
     try:
         import nlopt  # noqa: F401
-    except ImportError:
+    except (ImportError, OSError):  # not installed, or its compiled library fails to load
         return False
     return True
 
@@ -349,8 +379,10 @@ def _lbfgsb(fun, theta0, lower, upper, scale=None):
 
 def _to_exact_optimum(fun, local, theta, fval, lower, below=None, upper=None, grad_hess=None,
                       scale=None):
-    """Restart off the boundary while that lowers d, polish with Newton steps, and
-    finish with exact-derivative Newton steps when ``grad_hess`` is given."""
+    """Restart off the boundary while that lowers d, then Newton steps to the root of
+    ∇d: with exact derivatives when ``grad_hess`` is given (alone, when they reach an
+    interior minimum from the local optimizer's point), else, and near a bound, the
+    projected finite-difference polish first."""
     upper = np.full(len(lower), np.inf) if upper is None else upper
     for _ in range(4):
         start = _escape_boundary(fun, theta, lower, fval, below, scale)
@@ -358,16 +390,27 @@ def _to_exact_optimum(fun, local, theta, fval, lower, below=None, upper=None, gr
             break
         local(fun, np.minimum(start, upper), lower, upper)
         theta, fval = fun.best_x, fun.best_f
-    theta, fval, converged = _polish(fun, theta, lower, fval, upper)
-    if not converged and getattr(local, "func", local) is not _lbfgsb:
-        # BOBYQA can stop on a flat ridge where Newton steps from a finite-difference
-        # Hessian make no progress; a gradient method from there finishes the job
-        _lbfgsb(fun, theta, lower, upper)
-        theta, fval, _ = _polish(fun, fun.best_x, lower, fun.best_f, upper)
-    if grad_hess is not None and not np.isfinite(upper).any():
-        theta, fval, derivs = _exact_newton(fun, grad_hess, theta, lower, fval)
-        if derivs is not None:
+    exact = grad_hess is not None and not np.isfinite(upper).any()
+    done = False
+    if exact:
+        # exact Newton straight from the local optimizer's point: when it converges to
+        # an interior minimum, the finite-difference polish (1 + k + k² evaluations
+        # per step) has nothing left to do
+        theta_n, fval_n, derivs = _exact_newton(fun, grad_hess, theta, lower, fval)
+        if _newton_converged(derivs, lower):
             fun.derivs = derivs
+            theta, fval, done = theta_n, fval_n, True
+    if not done:
+        theta, fval, converged = _polish(fun, theta, lower, fval, upper)
+        if not converged and getattr(local, "func", local) is not _lbfgsb:
+            # BOBYQA can stop on a flat ridge where Newton steps from a finite-difference
+            # Hessian make no progress; a gradient method from there finishes the job
+            _lbfgsb(fun, theta, lower, upper)
+            theta, fval, _ = _polish(fun, fun.best_x, lower, fun.best_f, upper)
+        if exact:
+            theta, fval, derivs = _exact_newton(fun, grad_hess, theta, lower, fval)
+            if derivs is not None:
+                fun.derivs = derivs
     # tiny bounded values are set to the bound exactly
     near = np.isfinite(lower) & (theta < lower + 1e-9)
     if near.any():
@@ -418,7 +461,8 @@ def optimize_theta(f, theta0, lower, method="auto", upper=None, below=None, chec
     method : {"auto", "bobyqa", "lbfgsb", "nloptwrap"}
         ``"nloptwrap"`` stops where lme4 stops; ``"bobyqa"`` and ``"lbfgsb"``
         go on to the exact optimum (off-boundary restarts and Newton polish);
-        ``"auto"`` is ``"bobyqa"`` when nlopt is installed, else ``"lbfgsb"``.
+        ``"auto"`` is ``"bobyqa"``, or ``"lbfgsb"`` where nlopt (a core
+        dependency) cannot be imported.
     upper : array, optional
         Upper bounds (default none).
     below : dict, optional
@@ -453,8 +497,10 @@ def optimize_theta(f, theta0, lower, method="auto", upper=None, below=None, chec
     if method == "auto":
         method = "bobyqa" if have_nlopt() else "lbfgsb"
     if method in ("bobyqa", "nloptwrap") and not have_nlopt():
-        raise MissingDependencyError(f"optimizer={method!r} needs the nlopt package: pip install nlopt "
-                           "(or use optimizer='lbfgsb')")
+        raise MissingDependencyError(
+            f"optimizer={method!r} needs the nlopt package, a dependency of lmmlite that "
+            "cannot be imported here: reinstall it (pip install nlopt), or use "
+            "optimizer='lbfgsb' (pure scipy, the same exact optimum)")
     lower = np.asarray(lower, dtype=float)
     upper = np.full(len(lower), np.inf) if upper is None else np.asarray(upper, dtype=float)
     theta0 = np.clip(np.asarray(theta0, dtype=float), lower, upper)

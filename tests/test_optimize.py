@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 import lmmlite.optimize as optimize_module
-from lmmlite import confint, lmer
+from lmmlite import confint, lmer, load
 from lmmlite.errors import LmmError, MissingDependencyError
 from lmmlite.optimize import have_nlopt, optimize_theta
 
@@ -58,6 +58,24 @@ def test_missing_nlopt(monkeypatch):
         optimize_theta(lambda t: 0.0, [1.0], [0.0], method="bobyqa")
     # still an ImportError for code that caught that before
     assert issubclass(MissingDependencyError, ImportError)
+
+
+def test_auto_without_nlopt_reaches_the_same_optimum(monkeypatch):
+    """Where nlopt (a core dependency) cannot be imported, "auto" falls back to the
+    pure-scipy L-BFGS-B path, whose exact-derivative Newton stage ends at the root
+    of the score equations that the BOBYQA path reaches."""
+    df = load("sleepstudy")
+    formula = "Reaction ~ Days + (1 + Days | Subject)"
+    monkeypatch.setattr(optimize_module, "have_nlopt", lambda: False)
+    fallback = lmer(formula, df)
+    assert fallback.opt.method == "lbfgsb"
+    if not have_nlopt():   # the real check (the module attribute is patched)
+        pytest.skip("nlopt not importable: nothing to compare with")
+    monkeypatch.undo()
+    default = lmer(formula, df)
+    assert default.opt.method == "bobyqa"
+    np.testing.assert_allclose(fallback.theta, default.theta, rtol=1e-7)
+    assert fallback.reml_criterion == pytest.approx(default.reml_criterion, abs=1e-9)
 
 
 def test_checks_flag_singular_fits():
