@@ -77,7 +77,7 @@ def main(argv):
         keys = ["service"]      # the simulation has no lectage/studage
     print(f"{name}: {len(data):,} rows; load average {os.getloadavg()[0]:.2f} "
           f"({os.cpu_count()} CPUs)")
-    print(f"{'model':<16}{'fit':>8}{'Satt.':>9}{'KR':>9}{'lmerTest Satt.':>16}"
+    print(f"{'model':<16}{'fit':>8}{'Satt.':>9}{'KR':>11}{'lmerTest Satt.':>16}"
           f"{'max rel. diff df':>18}")
     for key in keys:
         for REML in (False, True):
@@ -99,7 +99,7 @@ def main(argv):
                 diff = f"{np.max(np.abs(df / df_r - 1)):.1e}"
             label = f"{key} {'REML' if REML else 'ML'}"
             kr_txt = f"{t_kr:.1f}" if t_kr is not None else "REML only"
-            print(f"{label:<16}{t_fit:8.1f}{t_s:9.1f}{kr_txt:>9}{r_txt:>16}{diff:>18}", flush=True)
+            print(f"{label:<16}{t_fit:8.1f}{t_s:9.1f}{kr_txt:>11}{r_txt:>16}{diff:>18}", flush=True)
     print(f"load average at end {os.getloadavg()[0]:.2f}")
 
 
