@@ -1,7 +1,7 @@
 #!/usr/bin/env python
 """Satterthwaite and Kenward-Roger summaries on InstEval-sized fits (issue 14), beside lmerTest.
 
-    ./.venv/bin/python benchmarks/inference_bench.py [--sim] [--no-r] [--full]
+    ./.venv/bin/python benchmarks/inference_bench.py [--sim] [--no-r] [--no-lmertest] [--full]
 
 For the ML and REML fits of ``y ~ service + (1|s) + (1|d) + (1|dept)`` (with
 ``--full``: ``+ lectage + studage`` too) on lme4's InstEval (73,421 rows; through
@@ -13,6 +13,7 @@ Satterthwaite summary of the lme4 fit (``as_lmerModLmerTest``, which takes
 lmerTest's numerical derivatives, plus ``summary``).  pbkrtest's Kenward-Roger
 needs n x n matrices (43 GB here) and is not attempted.  Times are elapsed
 seconds from one run; the load average is printed (the machine may be shared).
+``--no-lmertest`` reads InstEval from R but does not time lmerTest (minutes).
 """
 
 import os
@@ -88,7 +89,7 @@ def main(argv):
             t_kr = _timed(lambda: fit.at_theta(fit.theta).summary(ddf="Kenward-Roger"))[0] \
                 if REML else None
             r_txt = diff = ""
-            if ro is not None:
+            if ro is not None and "--no-lmertest" not in argv:
                 from r_design_ref import to_r
                 res = ro.r[".ib_satt"](FORMULAS[key], to_r(data), REML)
                 r_txt = f"{float(res.rx2('seconds')[0]):.1f}"
