@@ -1,23 +1,20 @@
-"""Confidence intervals for an lmer fit, as lme4's ``confint.merMod`` (and R's ``confint.lm``).
+"""Confidence intervals for an lmer or glmer fit, as lme4's ``confint.merMod``
+(and R's ``confint.lm``).
 
 Rows ``.sig01, .sig02, ..., .sigma`` (the random-effects standard deviations
 and correlations, term by term, each term's lower triangle column by column:
-sd, cor, ..., sd; then the residual sd) followed by the fixed effects.
+sd, cor, ..., sd; then the residual sd, which a glmer fit does not have)
+followed by the fixed effects.
 
 * ``"Wald"``: β̂ ± z se(β̂); NA for the variance parameters (as lme4).
-* ``"profile"``: likelihood-ratio intervals from the profiled ML deviance
-  (Bates et al. 2015, JSS 67(1), sec. 5.1; lme4's ``profile.merMod``).
-  For a parameter ψ the signed root deviance is
-  ζ(ψ) = sign(ψ - ψ̂) sqrt(d̃(ψ) - d(ψ̂)), with d̃ the ML deviance minimized
-  over all other parameters (variance parameters in the sd/correlation scale
-  with σ explicit; the fixed effects profiled out exactly by PLS).  The
-  interval is {ψ: |ζ(ψ)| ≤ z_{1-α/2}}.  lme4 interpolates ζ with splines on a
-  grid; here the end points are roots of ζ(ψ) = ±z found by Brent's method,
-  so they agree with lme4 up to lme4's interpolation error (~1e-4).  An end
-  that the profile does not reach before a bound (sd = 0, cor = ±1) is the
-  bound, as lme4.  REML fits are profiled on the ML deviance (lme4 refits
-  by ML first).
-* ``"boot"``: parametric bootstrap (simulate from the fitted model, refit),
+* ``"profile"``: likelihood-ratio intervals {ψ: |ζ(ψ)| ≤ z_{1-α/2}} from the
+  signed root deviance ζ of each parameter (:mod:`lmmlite.profile`: the ML
+  deviance of lmer, REML fits refitted by ML first as lme4; glmer's Laplace
+  or AGQ objective).  lme4 interpolates ζ with splines on a grid; here the
+  end points are roots of ζ(ψ) = ±z, so they agree with lme4 up to lme4's
+  interpolation error (~1e-4).  An end that the profile does not reach
+  before a bound (sd = 0, cor = ±1) is the bound, as lme4.
+* ``"boot"`` (lmer only): parametric bootstrap (simulate from the fitted model, refit),
   percentile intervals with the normal-scale interpolation of the boot
   package (Davison & Hinkley 1997, eq. 5.8).
 """
@@ -26,19 +23,23 @@ import warnings
 
 import numpy as np
 import pandas as pd
-from scipy import optimize, stats
+from scipy import stats
 
-from .deviance import Deviance
 from .errors import LmmError, message, progress_bar
 from .fit import FitBase
-from .optimize import optimize_theta
 from .printing import format_scalar
+from .profile import exact_method, glmer_profile, lmer_profile
 from .simulate import draw_responses
 
 
+def is_glmm(fit):
+    return getattr(fit, "family", None) is not None
+
+
 def param_names(fit):
-    """lme4's old-style names: .sig01, .sig02, ..., .sigma."""
-    return fit.covariance.sdcor_names()
+    """lme4's old-style names: .sig01, .sig02, ..., .sigma (no .sigma for glmer)."""
+    names = fit.covariance.sdcor_names()
+    return names[:-1] if is_glmm(fit) else names
 
 
 def _perc_names(level):
@@ -46,130 +47,18 @@ def _perc_names(level):
     return [f"{format_scalar(100 * q, digits=3).strip()} %" for q in (a, 1 - a)]
 
 
-def _exact_method(fit):
-    """The optimizer of profiles and bootstrap refits: the fit's, run to the exact optimum."""
-    return "lbfgsb" if fit.opt.method == "lbfgsb" else "bobyqa"
-
-
-class _Profiler:
-    """Signed root ML deviance ζ(ψ) of each parameter of a fit."""
-
-    def __init__(self, fit):
-        ml = fit.refit(REML=False) if fit.REML else fit
-        self.fit = ml
-        self.dev = Deviance(ml.devfun.blocks, ml.devfun.X, ml.devfun.y, REML=False)
-        self.cov = ml.covariance
-        self.method = _exact_method(fit)
-        self.n = self.dev.n
-        self.vp = self.cov.sdcor(ml.theta, ml.sigma)
-        self.lower, self.upper = self.cov.sdcor_bounds()
-        # the minimum of the same function (for weighted fits, ml.deviance adds -Σ log w)
-        self.base = self.dev_vp(self.vp)
-        self.beta = ml.fixef.to_numpy()
-        self.se = np.sqrt(np.diag(ml.vcov.to_numpy()))
-
-    def dev_vp(self, v):
-        """ML deviance at the sd/cor/σ vector v, β profiled out."""
-        sigma = v[-1]
-        if sigma <= 0 or np.any(v > self.upper):    # a correlation above 1
-            return np.inf
-        try:
-            fac = self.dev.factor(self.cov.theta_from_sdcor(v))
-        except np.linalg.LinAlgError:
-            return np.inf
-        val = fac.logdet_Z() + self.dev.pwrss(fac) / sigma ** 2 + self.n * np.log(2 * np.pi * sigma ** 2)
-        return val if np.isfinite(val) else np.inf
-
-    def zeta_vp(self, w, x):
-        free = np.arange(len(self.vp)) != w
-
-        def f(z):
-            v = self.vp.copy()
-            v[w] = x
-            v[free] = z
-            return self.dev_vp(v)
-
-        val = optimize_theta(f, self.vp[free], self.lower[free], self.method,
-                             upper=self.upper[free], checks=False).value
-        d = max(val - self.base, 0.0)
-        return np.sign(x - self.vp[w]) * np.sqrt(d)
-
-    def zeta_beta(self, j, b):
-        X = self.dev.X
-        keep = np.arange(X.shape[1]) != j
-        d = Deviance(self.dev.blocks, X[:, keep], self.dev.y - b * X[:, j], REML=False)
-        # only the minimum value matters here (first-order insensitive to θ), so the
-        # exact-derivative last stage (grad_hess) is not worth its cost
-        val = optimize_theta(d, self.fit.theta, d.lower, self.method, below=d.below,
-                             checks=False).value
-        return np.sign(b - self.beta[j]) * np.sqrt(max(val - self.base, 0.0))
-
-    def interval(self, zeta, est, scale, lo, hi, z):
-        """Solve ζ(ψ) = -z and +z, expanding from the estimate; a bound if not reached."""
-        out = []
-        for sgn, bound in ((-1, lo), (1, hi)):
-            target = sgn * z
-            a, za = est, 0.0
-            step = scale
-            found = None
-            for _ in range(60):
-                b = est + sgn * step
-                if (sgn < 0 and b <= bound) or (sgn > 0 and b >= bound):
-                    b = bound
-                zb = zeta(b)
-                if (zb - target) * sgn >= 0:
-                    found = (a, b) if sgn > 0 else (b, a)
-                    break
-                if b == bound:
-                    break
-                a, za = b, zb
-                step *= 2
-            if found is None:
-                out.append(bound)
-                continue
-            if est == bound:
-                out.append(bound)
-                continue
-            r = optimize.brentq(lambda x: zeta(x) - target, found[0], found[1],
-                                xtol=1e-10 * max(abs(est), scale), rtol=1e-10)
-            out.append(r)
-        return out
-
-
-def profile_parameters(pr, fit, names=None):
-    """For each parameter to profile: (name, ζ function, estimate, step, lower, upper bound).
-
-    ``pr`` is the fit's profiler; ``names`` restricts the parameters (default all).
-    The step is the first distance tried from the estimate (confint, plot_profile).
-    """
-    out = []
-    allnames = param_names(fit) + list(fit.fixef.index)
-    for w in range(len(pr.vp)):
-        nm = allnames[w]
-        if names is not None and nm not in names:
-            continue
-        est = pr.vp[w]
-        lo, hi = pr.lower[w], pr.upper[w]
-        if est <= lo:          # lme4 does not profile below a parameter at its bound
-            scale = 0.1 * pr.vp[-1] if hi == np.inf else 0.1
-        elif hi == 1.0:
-            scale = 0.1 * (1 - abs(est)) + 1e-3
-        else:
-            scale = 0.25 * est
-        out.append((nm, lambda x, w=w: pr.zeta_vp(w, x), est, scale, lo, hi))
-    for j, nm in enumerate(fit.fixef.index):
-        if names is not None and nm not in names:
-            continue
-        out.append((nm, lambda b, j=j: pr.zeta_beta(j, b), pr.beta[j], pr.se[j],
-                    -np.inf, np.inf))
-    return out
+def profile_of(fit):
+    """The likelihood profile of an lmer or glmer fit (:mod:`lmmlite.profile`)."""
+    return glmer_profile(fit) if is_glmm(fit) else lmer_profile(fit)
 
 
 def _profile_ci(fit, names, level):
     z = stats.norm.ppf(1 - (1 - level) / 2)
-    pr = _Profiler(fit)
-    return {nm: pr.interval(zeta, est, scale, lo, hi, z)
-            for nm, zeta, est, scale, lo, hi in profile_parameters(pr, fit, names)}
+    pr = profile_of(fit)
+    try:
+        return {pr.names[i]: pr.interval(i, z) for i in pr.index(names)}
+    finally:
+        pr.finish()
 
 
 def _wald_ci(fit, level):
@@ -192,7 +81,7 @@ def bootstrap(fit, nsim=500, seed=None, progress=True):
     """
     rng = np.random.default_rng(seed)
     n, p = fit.nobs, len(fit.fixef)
-    method = _exact_method(fit)
+    method = exact_method(fit)
     out = np.full((nsim, len(fit.theta) + 1 + p), np.nan)
     for s in range(nsim):
         y = draw_responses(fit, rng)
@@ -249,7 +138,7 @@ def confint(fit, parm=None, level=0.95, method="profile", nsim=500, seed=None, q
 
     Parameters
     ----------
-    fit : LmerFit or LmFit
+    fit : LmerFit, GlmerFit or LmFit
         An lm fit gets R's t intervals of its coefficients (``method`` is
         ignored; aliased coefficients give NA).
     parm : list of str, "theta_" or "beta_", optional
@@ -257,6 +146,7 @@ def confint(fit, parm=None, level=0.95, method="profile", nsim=500, seed=None, q
     level : float
         Confidence level.
     method : {"profile", "Wald", "boot"}
+        ``"boot"`` for lmer fits only.
     nsim : int
         Bootstrap replicates (``"boot"``).
     seed : int, optional
@@ -268,17 +158,18 @@ def confint(fit, parm=None, level=0.95, method="profile", nsim=500, seed=None, q
     Returns
     -------
     pandas.DataFrame
-        Index ``.sig01, ..., .sigma`` and the fixed-effect names; columns
+        Index ``.sig01, ..., .sigma`` (no ``.sigma`` for glmer) and the
+        fixed-effect names; columns
         e.g. ``"2.5 %"``, ``"97.5 %"``.
     """
     if not isinstance(fit, FitBase):
-        raise LmmError(f"confint() takes an lm or lmer fit, not {type(fit).__name__}")
+        raise LmmError(f"confint() takes an lm, lmer or glmer fit, not {type(fit).__name__}")
     if not 0 < level < 1:
         raise LmmError(f"level must be between 0 and 1, not {level}")
     if not fit.mixed:
         return _lm_ci(fit, parm, level)
     allnames = param_names(fit) + list(fit.fixef.index)
-    nvp = len(fit.theta) + 1
+    nvp = len(param_names(fit))
     if parm is None:
         names = allnames
     elif isinstance(parm, str) and parm == "theta_":
@@ -293,6 +184,8 @@ def confint(fit, parm=None, level=0.95, method="profile", nsim=500, seed=None, q
                            f"choose from {', '.join(allnames)}")
         names = [p for p in allnames if p in parm]
     cols = _perc_names(level)
+    if method == "boot" and is_glmm(fit):
+        raise LmmError("method='boot' is not available for glmer fits; use 'profile' or 'Wald'")
     if method in ("profile", "boot") and not quiet:
         message(f"Computing {'profile' if method == 'profile' else 'bootstrap'} "
                 "confidence intervals ...")

@@ -140,7 +140,7 @@ class Deviance:
         self.Ainv[j0, :] = means
         self.Ainv[j0, j0] = 1.0
         self.ybar = float(y.mean())
-        return X @ A, y - self.ybar
+        return X - means[None, :], y - self.ybar     # = X A (the intercept column is 1)
 
     def split(self, theta):
         """The T_k of every term at θ."""

@@ -23,8 +23,8 @@ from .fit import FitBase
 from .predict import predict_lmer
 from .results import LmerFit, NamedVector
 from .errors import LmmError
+from .confint import confint
 from .glmer_summary import GlmerSummary
-from .glmer_summary import wald_confint
 from .glmer_summary import format_glmer_short
 
 
@@ -183,12 +183,10 @@ class GlmerFit(FitBase):
         """lme4's ``summary(glmer)``, printed as lme4 prints it."""
         return GlmerSummary(self)
 
-    def confint(self, level=0.95, method="Wald"):
-        """Wald intervals for the fixed effects (lme4's ``confint(method = "Wald")``;
-        the variance parameters' rows are NaN, as lme4's)."""
-        if method != "Wald":
-            raise LmmError("only method='Wald' is available for glmer fits in lmmlite")
-        return wald_confint(self, level)
+    def confint(self, parm=None, level=0.95, method="profile", quiet=False):
+        """lme4's ``confint``: profile (default) or Wald intervals; rows .sig01, ...
+        and the fixed effects. See :func:`lmmlite.confint.confint`."""
+        return confint(self, parm=parm, level=level, method=method, quiet=quiet)
 
     def __repr__(self):
         return format_glmer_short(self)

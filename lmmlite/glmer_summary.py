@@ -107,16 +107,3 @@ def format_glmer_short(fit):
         out.append(f"optimizer ({fit.opt.method}) convergence code: 0 (OK) ; 0 optimizer "
                    f"warnings; {len(fit.messages)} lme4 warnings ")
     return "\n".join(out)
-
-
-def wald_confint(fit, level=0.95):
-    """lme4's ``confint(fit, method = "Wald")``: NaN rows for .sig01.., β̂ ± z SE."""
-    a = (1 - level) / 2
-    z = stats.norm.ppf(1 - a)
-    est = fit.fixef.to_numpy()
-    se = np.sqrt(np.diag(fit.vcov.to_numpy()))
-    names = [f".sig{i + 1:02d}" for i in range(len(fit.theta))] + list(fit.fixef.index)
-    lo = np.concatenate([np.full(len(fit.theta), np.nan), est - z * se])
-    hi = np.concatenate([np.full(len(fit.theta), np.nan), est + z * se])
-    pct = [f"{100 * a:.3g} %", f"{100 * (1 - a):.3g} %"]
-    return pd.DataFrame({pct[0]: lo, pct[1]: hi}, index=names)

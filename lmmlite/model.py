@@ -64,7 +64,8 @@ class LmerModel:
         """Minimize d(θ); returns the optimizer's result (OptResult).
 
         ``checks=False`` skips lme4's convergence checks (bootstrap refits)."""
-        newton = theta0 is None and self.is_large() and is_intercepts_only(self.dev.blocks)
+        newton = (theta0 is None and optimizer != "nloptwrap" and self.is_large()
+                  and is_intercepts_only(self.dev.blocks))
         if newton:   # an expensive criterion: start near the optimum, Newton steps first
             start = moment_start(self.dev.blocks, self.dev.X, self.dev.y)
         else:

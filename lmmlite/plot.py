@@ -30,7 +30,7 @@ from scipy import interpolate, stats
 from .errors import LmmError, MissingDependencyError
 from .fit import FitBase
 from .influence import hatvalues
-from .confint import _Profiler, profile_parameters
+from .confint import profile_of
 
 
 _FIGURE = []
@@ -301,22 +301,23 @@ def profile_zeta(fit, parm=None, alphamax=0.01, npts=6):
     _check(fit, mixed=True)
     zmax = stats.norm.ppf(1 - alphamax / 2)
     names = None if parm is None else ([parm] if isinstance(parm, str) else list(parm))
-    pr = _Profiler(fit)
+    pr = profile_of(fit)
     out = {}
-    for nm, zeta, est, scale, lo, hi in profile_parameters(pr, fit, names):
-        ends = pr.interval(zeta, est, scale, lo, hi, zmax)
-        xs, zs = [est], [0.0]
-        for end in ends:
-            for t in np.linspace(0, 1, npts + 1)[1:]:
-                x = est + t * (end - est)
-                if x != est:
-                    xs.append(x)
-                    zs.append(zeta(x))
-        order = np.argsort(xs)
-        out[nm] = (np.asarray(xs)[order], np.asarray(zs)[order])
-    if names is not None and len(out) < len(names):
-        raise LmmError(f"unknown parameter(s) in {names}; choose from "
-                       f"{', '.join(list(pr.cov.sdcor_names()) + list(fit.fixef.index))}")
+    try:
+        for i in pr.index(names):
+            est = pr.est[i]
+            ends = pr.interval(i, zmax)
+            xs, zs = [est], [0.0]
+            for end in ends:
+                for t in np.linspace(0, 1, npts + 1)[1:]:
+                    x = est + t * (end - est)
+                    if x != est:
+                        xs.append(x)
+                        zs.append(pr.zeta(i, x))
+            order = np.argsort(xs)
+            out[pr.names[i]] = (np.asarray(xs)[order], np.asarray(zs)[order])
+    finally:
+        pr.finish()
     return out
 
 

@@ -1,10 +1,13 @@
-"""Simulation from a fitted lmer model and the parametric bootstrap test of two models.
+"""Simulation from a fitted lmer or glmer model and the parametric bootstrap test of two models.
 
 * :func:`simulate`: responses from the fitted model, as lme4's ``simulate``:
   y* = X β̂ (+ offset) + Σ_k Z_k b*_k + ε*, with ε*_i ~ N(0, σ̂²/w_i) and, for
   the random terms not conditioned on, new effects b*_k = σ̂ T_k u, u ~ N(0, I)
   (so b*_k ~ N(0, Σ_k)); terms that ``re_form`` names keep their conditional
-  modes b̂_k.
+  modes b̂_k.  For glmer (σ = 1) the same b*_k give μ* = g⁻¹(X β̂ + offset +
+  Σ_k Z_k b*_k), and the response is drawn from the family given μ*: Poisson
+  counts, or binomial successes out of the prior weights times the trials,
+  returned in the response's form as lme4's family ``simulate`` does.
 * :func:`pbmodcomp`: pbkrtest's ``PBmodcomp`` (Halekoh & Højsgaard 2014,
   J. Stat. Softw. 59(9), section 4). Both models are refitted by ML; nsim
   responses are simulated from the small model's ML fit, both models are
@@ -17,6 +20,7 @@
   does not decide which of them count.
 """
 
+import re
 import time
 import warnings
 
@@ -29,29 +33,56 @@ from .errors import LmmError, message, progress_bar
 from .optimize import blas_single_thread
 from .predict import _selected_columns
 from .printing import print_coefmat
+from .transforms import Factor, Matrix
 
 SLOW = 5.0   # seconds: a bootstrap expected to take longer shows a progress bar
 ZERO_LRT = 1e-6   # simulated LRTs below this are boundary refits: 0
 
 
-def draw_responses(fit, rng, keep=None):
-    """One simulated response vector (the training rows) from ``fit``.
+def new_effects(fit, rng, keep=None):
+    """Random effects b*_k = σ T_k u, u ~ N(0, I), per block (σ = 1 for glmer).
 
-    ``keep``: per block, a boolean mask of the columns whose conditional modes are
-    kept (None: draw every random effect anew).
+    ``keep``: per block, a boolean mask of the columns whose conditional modes b̂
+    are kept instead (None: draw every random effect anew).
     """
-    d = fit.design
-    y = d.X @ fit.fixef.to_numpy() + (0.0 if d.offset is None else d.offset)
-    eps = fit.sigma * rng.standard_normal(d.nobs)
-    if d.weights is not None:
-        eps = eps / np.sqrt(d.weights)
     bs = []
-    for k, (b, T) in enumerate(zip(fit.blocks, fit.devfun.split(fit.theta))):
+    for k, (b, T) in enumerate(zip(fit.blocks, fit.covariance.factors(fit.theta))):
         new = fit.sigma * rng.standard_normal((b.nlevels, b.p)) @ T.T
         if keep is not None and keep[k].any():
             new[:, keep[k]] = fit.b_blocks[k][:, keep[k]]
         bs.append(new)
-    return Zb(fit.blocks, bs, start=y + eps)
+    return bs
+
+
+def _fixed_part(fit):
+    d = fit.design
+    return d.X @ fit.fixef.to_numpy() + (0.0 if d.offset is None else d.offset)
+
+
+def draw_responses(fit, rng, keep=None):
+    """One simulated response vector (the training rows) from an lmer ``fit``:
+    Xβ̂ + offset + Zb* + ε*, ε*_i ~ N(0, σ̂²/w_i) (b* from :func:`new_effects`)."""
+    d = fit.design
+    eps = fit.sigma * rng.standard_normal(d.nobs)
+    if d.weights is not None:
+        eps = eps / np.sqrt(d.weights)
+    return Zb(fit.blocks, new_effects(fit, rng, keep), start=_fixed_part(fit) + eps)
+
+
+def draw_glmer_counts(fit, rng, keep=None):
+    """One draw from a glmer ``fit`` on the training rows: μ* = g⁻¹(Xβ̂ + offset + Zb*)
+    (b* from :func:`new_effects`), then Poisson(μ*) counts, or for the binomial
+    Binomial(m_i, μ*_i) successes out of m_i = the prior weights times the trials
+    (lme4's binomial ``simulate``). Returns (counts, m), m None for the Poisson."""
+    mu = fit.family.linkinv(Zb(fit.blocks, new_effects(fit, rng, keep), start=_fixed_part(fit)))
+    if fit.family.name == "poisson":
+        return rng.poisson(mu), None
+    m = fit.model.wt
+    if np.any(np.abs(m - np.round(m)) > 1e-8):
+        raise LmmError("cannot simulate from non-integer prior weights (the binomial "
+                       "trials times the weights must be whole numbers)")
+    m = np.round(m).astype(np.int64)
+    return rng.binomial(m, np.clip(mu, 0.0, 1.0)), m
 
 
 def simulate(fit, nsim=1, seed=None, re_form=None):
@@ -59,7 +90,7 @@ def simulate(fit, nsim=1, seed=None, re_form=None):
 
     Parameters
     ----------
-    fit : LmerFit
+    fit : LmerFit or GlmerFit
     nsim : int
         Number of simulated responses.
     seed : int or numpy.random.Generator, optional
@@ -67,21 +98,50 @@ def simulate(fit, nsim=1, seed=None, re_form=None):
     re_form : None, "~0", "NA" or random terms such as "~(1 | Subject)"
         The random terms to condition on. None (lme4's default, ``re.form = NA``),
         "~0" or "NA": none, every random effect is drawn anew. ``"~."``: all of them
-        (the conditional modes b̂ are kept and only the residuals are drawn).
+        (the conditional modes b̂ are kept and only the residuals, or for glmer the
+        responses given μ̂, are drawn).
 
     Returns
     -------
     DataFrame
         One column per simulation (``sim_1``, ...), one row per observation used.
+        For glmer, the response in its own form, as lme4: Poisson counts
+        (integers); for a binomial ``cbind(s, f)`` response a pair of columns
+        per simulation (``sim_1`` has the columns successes and failures, named
+        as R names them: the argument if it is a plain name, else ""); for a
+        factor response a categorical with its levels; otherwise proportions of
+        the prior weights (0/1 for a binary or logical response).
     """
     if not getattr(fit, "mixed", False):
-        raise LmmError("simulate() needs an lmer fit")
+        raise LmmError("simulate() needs an lmer or glmer fit")
     if int(nsim) != nsim or nsim < 1:
         raise LmmError(f"nsim must be a positive integer, not {nsim!r}")
     rng = seed if isinstance(seed, np.random.Generator) else np.random.default_rng(seed)
     keep = _keep_masks(fit, re_form)
-    sims = {f"sim_{s + 1}": draw_responses(fit, rng, keep) for s in range(int(nsim))}
-    return pd.DataFrame(sims, index=fit.frame.row_index)
+    names = [f"sim_{s + 1}" for s in range(int(nsim))]
+    index = fit.frame.row_index
+    if getattr(fit, "family", None) is None:
+        return pd.DataFrame({nm: draw_responses(fit, rng, keep) for nm in names}, index=index)
+    draws = [draw_glmer_counts(fit, rng, keep) for _ in names]
+    return _glmer_frame(fit, names, draws, index)
+
+
+def _glmer_frame(fit, names, draws, index):
+    """The simulated responses in the form of the model's response (see :func:`simulate`)."""
+    response = fit.design.response
+    if fit.family.name == "poisson":
+        return pd.DataFrame({nm: y for nm, (y, _) in zip(names, draws)}, index=index)
+    if isinstance(response, Matrix):
+        cols = [c if re.fullmatch(r"[A-Za-z.][A-Za-z0-9._]*", c) else ""
+                for c in response.colnames]
+        data = {(nm, c): v for nm, (y, m) in zip(names, draws) for c, v in zip(cols, (y, m - y))}
+        return pd.DataFrame(data, index=index)
+    levels = list(response.values.categories) if isinstance(response, Factor) else []
+    # a factor response gives a factor; a logical one (categories False, True) 0/1, as R's
+    if levels and not all(isinstance(v, (bool, np.bool_)) for v in levels):
+        return pd.DataFrame({nm: pd.Categorical.from_codes(y, levels[:2])
+                             for nm, (y, _) in zip(names, draws)}, index=index)
+    return pd.DataFrame({nm: y / m for nm, (y, m) in zip(names, draws)}, index=index)
 
 
 def _keep_masks(fit, re_form):

@@ -8,10 +8,13 @@ levels) with the rest, R = [Z_2 .. Z_K X y]:
   array.  numpy's per-call cost is lowest, so small models are fastest.
 * :class:`BlockedSolver` (``"blocked"``): R'Z_1 sparse, Λ_1 applied as a
   block-diagonal sparse matrix; memory grows with the nonzeros only.
-* :class:`PairSolver` (``"pairs"``): the blocked solver, but the criterion
-  alone (``full=False``, every optimizer step) comes from the fixed sparsity
-  pattern of R'Z_1 Λ_1 (L_1 L_1')^{-1} Λ_1' Z_1'R: one sparse matrix-vector
-  product per evaluation.  Large crossed models gain most.
+* :class:`PairSolver` (``"pairs"``): the blocked solver, but the Schur
+  complement comes from the fixed sparsity pattern of
+  R'Z_1 Λ_1 (L_1 L_1')^{-1} Λ_1' Z_1'R: one sparse matrix-vector product per
+  evaluation over stored index pairs, plus one BLAS rank-k update for the
+  levels with so many entries that dense columns are cheaper
+  (:class:`PairStructure`).  Large crossed models gain most: a 1,000,000-row
+  model with 6,040 x 3,706 levels needs 40 million pairs (~0.5 GB).
 
 :func:`choose_solver` picks one from the model's size (``solver="auto"``).
 """
@@ -27,7 +30,7 @@ from .optimize import blas_threads
 
 SOLVERS = ("auto", "dense", "blocked", "pairs")
 DENSE_MAX = 250_000        # dense R'Z_1 up to this many entries (m x levels_1 x p_1)
-PAIRS_MAX = 25_000_000     # index pairs of the light levels (12 bytes each)
+PAIRS_MAX = 40_000_000     # index pairs of the light levels (12 bytes each)
 CANCEL = 1e4               # θ²B_l from which R'R - R'Z_1 Λ_1 (..)^{-1} Λ_1'Z_1'R cancels
 WITHIN_MAX = 5_000_000     # rows x columns of [Z_2.. X y] for the cancellation-free form
 
@@ -203,12 +206,25 @@ CHUNK = 4_000_000      # index pairs generated at a time (bounds the transient m
 HEAVY_MAX = 60_000_000  # entries of the dense columns of the heavy levels
 
 
-def _pairs_within(C, cols_a, cols_b, lower_only):
-    """All products of the stored entries of column cols_a[g] with those of cols_b[g].
+def _lower_pairs(C, cols):
+    """Positions (ia, ib) into C.data of every pair of stored entries of a column
+    with row(ia) >= row(ib), column by column (rows sorted), and each pair's group.
 
-    Returns positions (ia, ib) into C.data/C.indices, group by group, keeping
-    only row(ia) >= row(ib) when ``lower_only`` (the Cholesky reads the lower triangle).
+    Pair t of a column with k entries is (i, j), i >= j, t = i(i+1)/2 + j.
     """
+    k = C.indptr[cols + 1] - C.indptr[cols]
+    sizes = k * (k + 1) // 2
+    grp = np.repeat(np.arange(len(cols)), sizes)
+    t = np.arange(sizes.sum()) - np.repeat(np.cumsum(sizes) - sizes, sizes)
+    i = ((np.sqrt(8.0 * t + 1.0) - 1.0) / 2.0).astype(np.int64)
+    i += (i + 1) * (i + 2) // 2 <= t          # round-off of the square root, either way
+    i -= i * (i + 1) // 2 > t
+    start = C.indptr[cols][grp]
+    return start + i, start + t - i * (i + 1) // 2, grp
+
+
+def _cross_pairs(C, cols_a, cols_b):
+    """As _lower_pairs, for the entries of column cols_a[g] against those of cols_b[g]."""
     ka = C.indptr[cols_a + 1] - C.indptr[cols_a]
     kb = C.indptr[cols_b + 1] - C.indptr[cols_b]
     sizes = ka * kb
@@ -216,10 +232,8 @@ def _pairs_within(C, cols_a, cols_b, lower_only):
     t = np.arange(sizes.sum()) - np.repeat(np.cumsum(sizes) - sizes, sizes)
     ia = C.indptr[cols_a][grp] + t // kb[grp]
     ib = C.indptr[cols_b][grp] + t % kb[grp]
-    if lower_only:
-        keep = C.indices[ia] >= C.indices[ib]
-        ia, ib, grp = ia[keep], ib[keep], grp[keep]
-    return ia, ib, grp
+    keep = C.indices[ia] >= C.indices[ib]
+    return ia[keep], ib[keep], grp[keep]
 
 
 class PairStructure:
@@ -259,34 +273,51 @@ class PairStructure:
         self.P = self._light_pairs(C)
 
     def _light_pairs(self, C):
-        """The sparse (m², l1 p1²) matrix P of the light levels."""
+        """The sparse (m², l1 p1²) matrix P of the light levels, built column by column
+        (one column per level and pair of its terms' columns: no sorting needed) into
+        arrays allocated once."""
         p1, m = self.p1, self.m
-        tgt, key, val = [], [], []
-        for a in range(p1):
-            for b in range(p1):
-                levels = self.light
-                k = np.diff(C.indptr)[levels * p1 + a] * np.diff(C.indptr)[levels * p1 + b]
-                chunk_id = np.cumsum(k) // CHUNK
-                for chunk in np.split(levels, np.flatnonzero(np.diff(chunk_id)) + 1):
-                    ia, ib, grp = _pairs_within(C, chunk * p1 + a, chunk * p1 + b, True)
-                    tgt.append(C.indices[ia].astype(np.int64) * m + C.indices[ib])
-                    key.append(((chunk[grp] * p1 + a) * p1 + b).astype(np.int32))
-                    val.append(C.data[ia] * C.data[ib])
-        tgt = np.concatenate(tgt) if tgt else np.zeros(0, np.int64)
-        key = np.concatenate(key) if key else np.zeros(0, np.int32)
-        val = np.concatenate(val) if val else np.zeros(0)
-        return sp.csr_matrix((val, (tgt, key)), shape=(m * m, self.l1 * p1 * p1))
+        n_col = np.diff(C.indptr)
+        k = n_col.reshape(self.l1, p1).sum(axis=1)[self.light]
+        cols = self.light[:, None] * p1 + np.arange(p1)
+        bound = int(((n_col[cols] * (n_col[cols] + 1) // 2).sum() if p1 == 1 else
+                     (n_col[cols].sum(axis=1) ** 2).sum()))
+        tgt, val = np.empty(bound, np.int32), np.empty(bound)
+        counts = np.zeros(self.l1 * p1 * p1, np.int64)
+        filled = 0
+        for chunk in np.split(self.light, np.flatnonzero(np.diff(np.cumsum(k * k) // CHUNK)) + 1):
+            parts = []
+            for a in range(p1):
+                for b in range(p1):
+                    ca, cb = chunk * p1 + a, chunk * p1 + b
+                    ia, ib, grp = _lower_pairs(C, ca) if a == b else _cross_pairs(C, ca, cb)
+                    parts.append((ia, ib, (chunk[grp] * p1 + a) * p1 + b))
+            ia, ib, kk = (np.concatenate(x) for x in zip(*parts))
+            if p1 > 1:
+                order = np.argsort(kk, kind="stable")
+                ia, ib, kk = ia[order], ib[order], kk[order]
+            end = filled + len(ia)
+            tgt[filled:end] = C.indices[ia] * m + C.indices[ib]
+            val[filled:end] = C.data[ia] * C.data[ib]
+            counts += np.bincount(kk, minlength=len(counts))
+            filled = end
+        if filled < bound:
+            tgt, val = tgt[:filled].copy(), val[:filled].copy()
+        indptr = np.concatenate([[0], np.cumsum(counts)])
+        return sp.csc_matrix((val, tgt, indptr), shape=(m * m, len(counts)))
 
-    def subtract(self, S, Mblk, K):
-        """S - G(θ) in the lower triangle; Mblk the M_l and K the K_l (l1, p1, p1)."""
-        S -= (self.P @ Mblk.ravel()).reshape(self.m, self.m)
+    def scaled_difference(self, RtR, Mblk, K, c=1.0):
+        """c (R'R - G(θ)) in the lower triangle, as a new array, in one pass over R'R;
+        Mblk the M_l and K the K_l (l1, p1, p1)."""
+        S = (self.P @ (Mblk.ravel() * -c)).reshape(self.m, self.m)
+        S = sla.blas.daxpy(RtR.ravel(), S.ravel(), a=c).reshape(self.m, self.m)
         if self.heavy.size:
-            # dense columns D = [C_l K_l'] of the heavy levels: S -= D D' (lower triangle of S
-            # is the upper triangle of its transpose, which is Fortran-ordered for BLAS)
+            # dense columns D = [C_l K_l'] of the heavy levels: S -= c D D' (the lower
+            # triangle of S is the upper triangle of S.T, which is Fortran-ordered for BLAS)
             D = np.einsum("mla,lba->lbm", self.Cheavy, K[self.heavy])
             D = D.reshape(-1, self.m).T
             with blas_threads(self.m):
-                S = sla.blas.dsyrk(-1.0, D, beta=1.0, c=S.T, lower=0, overwrite_c=1).T
+                S = sla.blas.dsyrk(-c, D, beta=1.0, c=S.T, lower=0, overwrite_c=1).T
         return S
 
 
@@ -319,9 +350,17 @@ class PairSolver(BlockedSolver):
         K = np.linalg.solve(L1, np.broadcast_to(T1.T, L1.shape))     # L_l^{-1} T1'
         Mblk = np.einsum("lki,lkj->lij", K, K)                       # M_l
         # lower triangle only: the Cholesky reads nothing else
-        S = self.pairs.subtract(dev.RtR.copy(), Mblk, K)
-        if dev.q_rest:
-            if self.scalar_rest:
+        k = dev.q_rest
+        if k and self.scalar_rest and len(Ts) == 2 and Ts[1][0, 0] > 0:
+            # one more scalar term: Λ_rest'(R'R - G)Λ_rest is θ² (R'R - G) on its block,
+            # θ (R'R - G) against X and y, and R'R - G on X and y
+            t = Ts[1][0, 0]
+            S = self.pairs.scaled_difference(dev.RtR, Mblk, K, t * t)
+            S[k:, :k] /= t
+            S[k:, k:] /= t * t
+        else:
+            S = self.pairs.scaled_difference(dev.RtR, Mblk, K)
+            if k and self.scalar_rest:
                 d = np.ones(dev.m)
                 start = 0
                 for b, T in zip(dev.blocks[1:], Ts[1:]):
@@ -329,7 +368,7 @@ class PairSolver(BlockedSolver):
                     start += b.nlevels
                 S *= d[:, None]
                 S *= d[None, :]
-            else:
+            elif k:
                 S = np.tril(S) + np.tril(S, -1).T
                 Lr = self.lambda_rest(Ts)
                 S = np.asarray(Lr.T @ (Lr.T @ S).T)
@@ -341,7 +380,7 @@ def choose_solver(dev, RtZ1, solver="auto"):
     """The solver strategy for a model: by name, or by size for ``"auto"``.
 
     ``"auto"``: dense while m x levels_1 x p_1 <= 250,000 (m the columns of
-    [Z_2.. X y]); else the pair structure (at most 25 million index pairs, the
+    [Z_2.. X y]); else the pair structure (at most 40 million index pairs, the
     heaviest levels as dense columns); else blocked sparse.
     """
     if solver not in SOLVERS:

@@ -3,6 +3,7 @@
 
     .venv/bin/python scripts/lme4_reference.py          # writes chapters/lme4_reference.json
     .venv/bin/python scripts/lme4_reference.py --print  # only print, write nothing
+    .venv/bin/python scripts/lme4_reference.py --data plasma  # refit one data set's models
 
 Fits each model of ``MODELS`` (every ``lmer`` call of the chapters) in R's
 lme4 and lmerTest through rpy2, on the course data as ``lmmlite.load`` delivers
@@ -264,8 +265,18 @@ def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--print", action="store_true", help="print the JSON, write nothing")
     ap.add_argument("--out", default=str(OUT), help=f"output file (default {OUT.relative_to(ROOT)})")
+    ap.add_argument("--data", help="refit only the models of this data set and merge them "
+                    "into the existing output file (the other models stay as stored)")
     args = ap.parse_args(argv)
-    doc = reference(quiet=False)
+    if args.data:
+        doc = json.loads(Path(args.out).read_text())
+        fresh = reference([m for m in MODELS if m["data"] == args.data], quiet=False)
+        new = {m["key"]: m for m in fresh["models"]}
+        doc["models"] = [new.get(m["key"], m) for m in doc["models"]]
+        doc["data_sha256"][args.data] = fresh["data_sha256"][args.data]
+        doc["versions"] = fresh["versions"]
+    else:
+        doc = reference(quiet=False)
     text = json.dumps(doc, indent=1)
     if args.print:
         print(text)

@@ -13,6 +13,7 @@ from lmmlite.formula import parse_formula
 CASES = [
     ("crossed", "y ~ x + (x | clinic) + (1 | doctor)"),
     ("crossed", "y ~ x + (1 | clinic) + (x | doctor)"),
+    ("crossed", "y ~ x + (1 | clinic) + (1 | doctor) + (1 | clinic:doctor)"),
     ("nested", "y ~ x + (1 | region/clinic)"),
     ("factors", "y ~ a * b + (1 + x | g)"),
     ("sleepstudy", "Reaction ~ Days + (Days | Subject)"),

@@ -150,7 +150,7 @@ def test_predict_and_wald(key):
                                m["pred_response"], **tol)
     np.testing.assert_allclose(fit.predict(new, re_form="~0", type="response").to_numpy(),
                                m["pred_fixed"], **tol)
-    ci = fit.confint()
+    ci = fit.confint(method="Wald")
     assert list(ci.index) == m["wald"]["rows"]
     lo = np.array([np.nan if v in (None, "NA") else v for v in m["wald"]["lower"]], dtype=float)
     rtol = SE_RTOL.get(key, 5e-3 if key in NOISY else 1e-4)

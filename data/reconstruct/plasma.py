@@ -1,17 +1,17 @@
 #!/usr/bin/env python
-"""Verify data/plasma.csv: every property data/README.md claims for it.
+"""Verify data/plasma.csv (or any plasma CSV): every property data/README.md claims for it.
 
-    python data/reconstruct/plasma.py      (from the repository root; ~10 s)
+    python data/reconstruct/plasma.py [data.csv]   (from the repository root; ~5 s)
 
-The data are the ones given in issue 16 (see data/README.md for what was
-derived and what is given).  This script does not use lmmlite: it recomputes
+The data are derived by plasma_derive.py (see data/README.md), which calls
+``verify`` on its result.  This script does not use lmmlite: it recomputes
 every printed number of the plasma slides from the CSV in closed form and
 checks that each one prints as on the slide, with its margin in half rounding
 units (|margin| < 1 means the printed digits agree):
 
 1. the per-group sufficient statistics (group means of age and conc, the
-   pooled within-group sums Wxx, Wxy, Wyy) are those of the earlier
-   reconstruction (STEP1 below, the constants of the minimax LP step);
+   pooled within-group sums Wxx, Wxy, Wyy) are those of step 1 (STEP1 below,
+   checked for data/plasma.csv only);
 2. lm(conc ~ age) and lm(conc ~ age + group), from the rows by least squares;
 3. lmer(conc ~ age + (1 | group)) and lmer(conc ~ age + (1 + age | group)):
    the REML criterion in closed form from each group's 2 x 2 cross-products
@@ -34,10 +34,11 @@ from _lmm import Grouped, quantile7  # the shared helper next to this script (on
 
 CSV = Path(__file__).resolve().parent.parent / "plasma.csv"
 
-# group means of age (1-4) and conc (1-4), Wxx, Wxy, Wyy of the earlier reconstruction
-STEP1 = np.array([51.63658440730452, 22.610753468753035, 31.241121716433334, 40.44929994495725,
-                  205.23145856886322, 149.50968922591076, 161.88509199790883, 181.75002391424957,
-                  922.7852294390606, -1755.3132085542402, 6327.140253197619])
+# group means of age (1-4) and conc (1-4), Wxx, Wxy, Wyy: step 1 of plasma_derive.py
+# (plasma_step1.solve())
+STEP1 = np.array([51.636564649298954, 22.610744751890472, 31.241110190302358, 40.449283744851044,
+                  205.23145702888516, 149.5096889321003, 161.88509100666937, 181.75002440891112,
+                  922.7845076565989, -1755.3125281385362, 6327.140223230416])
 
 # the printed numbers of the slides: (label, printed text, key into _values())
 PRINTED = [
@@ -88,14 +89,14 @@ QUANTILES = {"m0": "-42.492 -12.643 -0.968 9.998 50.981",
 THETA0 = {"mm": [5.0], "mm2": [7.0, -0.05, 0.05]}  # where Newton starts (lme4's start is 1)
 
 
-def _half_unit(txt):
+def half_unit(txt):
     """Half of R's last printed digit of ``txt`` (fixed or e-notation)."""
     mant, _, exp = txt.partition("e")
     dec = len(mant.split(".")[1]) if "." in mant else 0
     return 0.5 * 10.0 ** (int(exp or 0) - dec)
 
 
-def _group_stats(df):
+def group_stats(df):
     g = df.groupby("group", sort=True)
     xm, ym = g["age"].mean().to_numpy(), g["conc"].mean().to_numpy()
     dx = df["age"] - g["age"].transform("mean")
@@ -126,51 +127,81 @@ def _ols(X, y, names):
     return out, resid
 
 
-def _lmm(s, zcols, theta0):
+def lmm_values(s, name, theta0=None):
+    """The printed numbers of ``mm`` ((1 | group)) or ``mm2`` ((1 + age | group)) from the
+    group statistics ``s``: (values, model, θ at the root of the score equations, fit)."""
+    zcols = [0] if name == "mm" else [0, 1]
     model = Grouped(s["n"], s["xm"], s["ym"], s["wxx"], s["wxy"], s["Wyy"], zcols)
-    theta = model.optimum(theta0)
-    return model, theta, model.fit(theta)
+    th = model.optimum(THETA0[name] if theta0 is None else theta0)
+    v, f = fit_values(model, th, name)
+    return v, model, th, f
+
+
+def fit_values(model, th, name):
+    """The printed numbers of a Grouped model ``name`` ("mm" or "mm2") at θ = ``th``
+    (at any θ: the score equations are not imposed here); (values, fit)."""
+    f = model.fit(th)
+    S = f["vcov_re"]
+    v = {f"{name} {k}": x for k, x in
+         [("crit", f["crit"]), ("v0", S[0, 0]), ("sd0", f["sd_re"][0]), ("s2", f["s2"]),
+          ("sigma", f["sigma"]), ("b0", f["beta"][0]), ("b1", f["beta"][1]),
+          ("se0", f["se"][0]), ("se1", f["se"][1]), ("t0", f["t"][0]), ("t1", f["t"][1]),
+          ("corr", f["corr"])]}
+    if name == "mm":
+        dfs = model.satterthwaite(th)
+        v.update({f"mm u{g + 1}": f["ranef"][g, 0] for g in range(len(f["ranef"]))})
+        v.update({f"mm df{j}": dfs[j] for j in range(2)})
+        v.update({f"mm p{j}": 2 * stats.t.sf(abs(f["t"][j]), dfs[j]) for j in range(2)})
+    else:
+        v.update({"mm2 v1": S[1, 1], "mm2 sd1": f["sd_re"][1], "mm2 rcorr": f["corr_re"]})
+    return v, f
+
+
+def lmm_scaled_residuals(f, codes, age, conc):
+    """Scaled residuals (conc - fitted) / σ of a Grouped fit, per row."""
+    b = f["ranef"][codes]                      # each row's group effects
+    slope = f["beta"][1] + (b[:, 1] if b.shape[1] == 2 else 0)
+    return (conc - f["beta"][0] - b[:, 0] - slope * age) / f["sigma"]
+
+
+def lm_values(df):
+    """The printed numbers and residuals of lm(conc ~ age) and lm(conc ~ age + group)."""
+    age, conc = df["age"].to_numpy(), df["conc"].to_numpy()
+    codes = df["group"].astype("category").cat.codes.to_numpy()
+    one = np.ones(len(df))
+    dummies = (codes[:, None] == np.arange(1, codes.max() + 1)[None, :]).astype(float)
+    v, r0 = _ols(np.column_stack([one, age]), conc, "m0 ")
+    v1, r1 = _ols(np.column_stack([one, age, dummies]), conc, "m1 ")
+    v.update(v1)
+    return v, {"m0": r0, "m1": r1}
 
 
 def _values(df):
     """Every printed quantity, from the rows (lm) and the group statistics (lmer)."""
-    s = _group_stats(df)
+    s = group_stats(df)
     age, conc = df["age"].to_numpy(), df["conc"].to_numpy()
     codes = df["group"].astype("category").cat.codes.to_numpy()
-    one = np.ones(len(df))
-    dummies = (codes[:, None] == np.arange(1, 4)[None, :]).astype(float)
-    v, r0 = _ols(np.column_stack([one, age]), conc, "m0 ")
-    v1, r1 = _ols(np.column_stack([one, age, dummies]), conc, "m1 ")
-    v.update(v1)
-    resid = {"m0": r0, "m1": r1}
+    v, resid = lm_values(df)
     theta, grad = {}, {}
-    for name, zcols in (("mm", [0]), ("mm2", [0, 1])):
-        model, th, f = _lmm(s, zcols, THETA0[name])
+    for name in ("mm", "mm2"):
+        vals, model, th, f = lmm_values(s, name)
+        v.update(vals)
         theta[name], grad[name] = th, np.abs(model.gradient(th)).max()
-        S = f["vcov_re"]
-        v.update({f"{name} {k}": x for k, x in
-                  [("crit", f["crit"]), ("v0", S[0, 0]), ("sd0", f["sd_re"][0]), ("s2", f["s2"]),
-                   ("sigma", f["sigma"]), ("b0", f["beta"][0]), ("b1", f["beta"][1]),
-                   ("se0", f["se"][0]), ("se1", f["se"][1]), ("t0", f["t"][0]), ("t1", f["t"][1]),
-                   ("corr", f["corr"])]})
-        b = f["ranef"][codes]                      # each row's group effects
-        fitted = f["beta"][0] + b[:, 0] + (f["beta"][1] + (b[:, 1] if len(zcols) == 2 else 0)) * age
-        resid[name] = (conc - fitted) / f["sigma"]
-        if name == "mm":
-            dfs = model.satterthwaite(th)
-            v.update({f"mm u{g + 1}": f["ranef"][g, 0] for g in range(4)})
-            v.update({f"mm df{j}": dfs[j] for j in range(2)})
-            v.update({f"mm p{j}": 2 * stats.t.sf(abs(f["t"][j]), dfs[j]) for j in range(2)})
-        else:
-            v.update({"mm2 v1": S[1, 1], "mm2 sd1": f["sd_re"][1], "mm2 rcorr": f["corr_re"]})
+        resid[name] = lmm_scaled_residuals(f, codes, age, conc)
     return s, v, resid, theta, grad
+
+
+def margins(v, keys=None):
+    """(value - printed) / half rounding unit of every printed number (or of ``keys``)."""
+    return np.array([(v[key] - float(txt)) / half_unit(txt) for _, txt, key in PRINTED
+                     if keys is None or key in keys])
 
 
 def _check_printed(v):
     bad = 0
     print(f"{'number':24s} {'printed':>11s} {'recomputed':>22s} {'margin':>8s}")
     for label, txt, key in PRINTED:
-        margin = (v[key] - float(txt)) / _half_unit(txt)
+        margin = (v[key] - float(txt)) / half_unit(txt)
         bad += not abs(margin) < 1
         print(f"{label:24s} {txt:>11s} {v[key]:22.15g} {margin:8.3f}"
               + ("" if abs(margin) < 1 else "  MISS"))
@@ -182,7 +213,7 @@ def _check_quantiles(resid):
     for name, line in QUANTILES.items():
         q = quantile7(resid[name])
         printed = line.split()
-        margins = [(a - float(t)) / _half_unit(t) for a, t in zip(q, printed)]
+        margins = [(a - float(t)) / half_unit(t) for a, t in zip(q, printed)]
         ok = all(abs(m) < 1 for m in margins)
         bad += not ok
         print(f"{name:4s} quantiles {line:42s} margins " + " ".join(f"{m:6.3f}" for m in margins)
@@ -190,17 +221,25 @@ def _check_quantiles(resid):
     return bad
 
 
-def main():
-    """Recompute every printed plasma number from data/plasma.csv; exit 1 on any miss."""
-    df = pd.read_csv(CSV)
+def step1_constants(s):
+    """The 11 step-1 numbers of group statistics ``s``: means of age, of conc, Wxx, Wxy, Wyy."""
+    return np.r_[s["xm"], s["ym"], s["wxx"].sum(), s["wxy"].sum(), s["Wyy"]]
+
+
+def verify(df, step1=STEP1):
+    """Recompute every printed plasma number from the rows ``df``; the number of failed checks.
+
+    ``step1``: the group means and pooled sums the data must have (None: not checked)."""
     s, v, resid, theta, grad = _values(df)
-    here = np.r_[s["xm"], s["ym"], s["wxx"].sum(), s["wxy"].sum(), s["Wyy"]]
-    step1 = np.max(np.abs(here - STEP1) / np.abs(STEP1))
-    print(f"1. group means and pooled sums vs the earlier reconstruction: max rel. diff {step1:.1e}")
+    bad = 0
+    if step1 is not None:
+        diff = np.max(np.abs(step1_constants(s) - step1) / np.abs(step1))
+        print(f"1. group means and pooled sums vs step 1: max rel. diff {diff:.1e}")
+        bad += diff > 1e-12
     print("   per group: n " + " ".join(map(str, s["n"])) + "; wxx "
           + " ".join(f"{x:.6f}" for x in s["wxx"]) + "; wxy " + " ".join(f"{x:.6f}" for x in s["wxy"]))
     print("2-3. printed numbers (margin in half rounding units; |margin| < 1 prints as the slide):")
-    bad = _check_printed(v) + (step1 > 1e-12)
+    bad += _check_printed(v)
     for name in theta:
         print(f"   {name}: θ = {np.array2string(theta[name], precision=15)}, "
               f"max |∇d(θ)| = {grad[name]:.1e}")
@@ -217,7 +256,14 @@ def main():
     ages, concs = df["age"], df["conc"]
     print(f"age {ages.min():.1f}-{ages.max():.1f}, conc {concs.min():.1f}-{concs.max():.1f}; "
           f"{'all checks pass' if not bad else f'{bad} check(s) FAILED'}")
-    return 1 if bad else 0
+    return bad
+
+
+def main(argv=None):
+    """Verify data/plasma.csv (or the CSV named on the command line); exit 1 on any miss."""
+    argv = sys.argv[1:] if argv is None else argv
+    path = Path(argv[0]) if argv else CSV
+    return 1 if verify(pd.read_csv(path), STEP1 if path == CSV else None) else 0
 
 
 if __name__ == "__main__":
