@@ -12,7 +12,9 @@ turns each into q x q and q x p products (q random effects) with G = Z'Z sparse:
 
 A⁻¹ is formed by blocks: the first term's part of A is block diagonal (one
 grouping factor), so only the Schur complement of the other terms' columns is
-inverted densely.  Dense q x q arrays kept: M, GM and C (3 x 8q² bytes).
+inverted densely.  When Λ is diagonal with no entry below 0.01, GM and C are
+scalings of I - A⁻¹ (see ``Marginal._direct``).  Dense q x q arrays kept: M, GM
+and C (3 x 8q² bytes).
 
 :class:`LevelBlocks` applies matrices D = I_levels ⊗ E (one small symmetric E
 per level of a term, on that term's columns): the derivatives of V in the
@@ -22,6 +24,8 @@ variance parameters all have the form Z D Z'.
 import numpy as np
 import scipy.linalg as sla
 import scipy.sparse as sp
+
+DIRECT_MIN = 1e-2   # the smallest diagonal Λ entry for C and GM straight from A⁻¹
 
 
 def spd_inverse(A):
@@ -92,19 +96,38 @@ class Marginal:
         self.ZX = np.asarray(Z.T @ X)
         self.XX = X.T @ X
         b1 = dev.blocks[0]
-        M = block_inverse(Lam.T @ G @ Lam + sp.identity(q), b1.nlevels * b1.p, b1.p)
-        if all(b.p == 1 for b in dev.blocks):                     # Λ diagonal: scale in place
-            lam = Lam.diagonal()
-            M *= lam[:, None]
-            M *= lam[None, :]
+        Ainv = block_inverse(Lam.T @ G @ Lam + sp.identity(q), b1.nlevels * b1.p, b1.p)
+        lam = Lam.diagonal() if all(b.p == 1 for b in dev.blocks) else None
+        if lam is not None and lam.min() >= DIRECT_MIN:
+            self._direct(Ainv, lam)
         else:
-            M = np.asarray(Lam @ np.asarray(Lam @ M).T)           # Λ A⁻¹ Λ' (A⁻¹ symmetric)
-        self.M = M
-        self.GM = np.asarray(G @ self.M)                          # (GM)' = MG
-        self.C = G.toarray() - np.asarray(G @ self.GM.T)          # G - GMG
+            if lam is not None:                                   # Λ diagonal: scale in place
+                Ainv *= lam[:, None]
+                Ainv *= lam[None, :]
+                self.M = Ainv
+            else:
+                self.M = np.asarray(Lam @ np.asarray(Lam @ Ainv).T)   # Λ A⁻¹ Λ' (A⁻¹ symmetric)
+            self.GM = np.asarray(G @ self.M)                      # (GM)' = MG
+            self.C = G.toarray() - np.asarray(G @ self.GM.T)      # G - GMG
         self.N = self.M @ self.ZX
         self.ZVX = self.ZX - G @ self.N
         self.XVX = self.XX - self.ZX.T @ self.N
+
+    def _direct(self, Ainv, lam):
+        """M, GM and C from A⁻¹ alone, for a diagonal Λ with no small entry.
+
+        With B = I - A⁻¹ = ΛGΛA⁻¹ (ΛGΛ = A - I): GM = Λ⁻¹BΛ and C = G - GMG = Λ⁻¹BΛ⁻¹,
+        elementwise scalings instead of two sparse-dense products with q columns.
+        B loses digits where ΛGΛ is tiny, so θ < DIRECT_MIN takes G - GMG instead.
+        """
+        ratio = lam[None, :] / lam[:, None]
+        self.M = Ainv * lam[:, None] * lam[None, :]
+        Ainv *= -1.0
+        Ainv[np.diag_indices_from(Ainv)] += 1.0                  # B, in A⁻¹'s place
+        self.GM = Ainv * ratio
+        Ainv /= lam[:, None]
+        Ainv /= lam[None, :]
+        self.C = Ainv
 
     def vinv_z(self, z, zv=None):
         """(Z'V⁻¹v, v'V⁻¹v) for a vector v with Z'v = ``z`` and v'v = ``zv``."""

@@ -72,6 +72,9 @@ def _entrywise(a, b):
 KR_CASES = [pytest.param(m[1], m[2], None, {}, id=m[0]) for m in SMALL if m[3]] + [
     # a variance component at its bound (θ = 0: Λ singular) and prior weights
     pytest.param("crossed", "y ~ x + (1 | clinic) + (1 | doctor)", [0.0, 1.1], {}, id="theta0"),
+    # below woodbury.DIRECT_MIN: G - GMG rather than the scalings of I - A⁻¹
+    pytest.param("crossed", "y ~ x + (1 | clinic) + (1 | doctor)", [0.004, 1.1], {},
+                 id="theta_small"),
     pytest.param("sleep", "Reaction ~ Days + (1 + Days | Subject)", None,
                  {"weights": np.linspace(0.5, 2.0, 180)}, id="weighted"),
 ]
