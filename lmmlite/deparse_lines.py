@@ -81,20 +81,23 @@ def deparse_lines(text, cutoff=CUTOFF):
     return w.lines
 
 
-def cat_fill(items, width=80):
-    """``cat(items, fill = TRUE)`` (sep " "), without the final newline."""
-    out, line = [], items[0]
-    for item in items[1:]:
-        line += " "
-        if len(line) + len(item) > width:
-            out.append(line)
-            line = item
+def cat_fill(items, sep=" ", width=80, keep_sep=False):
+    """R's ``cat(..., sep = sep, fill = TRUE)`` without the final newline: a line breaks
+    before an item that would pass ``width``.  The separator before the break stays at
+    the line's end with ``keep_sep`` (lme4's ``.prt.call`` formula lines); otherwise a
+    space separator is stripped there."""
+    lines, cur = [], ""
+    for i, item in enumerate(items):
+        piece = item if i == 0 else sep + item
+        if cur and len(cur) + len(piece) > width:
+            lines.append(cur + sep if keep_sep else cur.rstrip(" ") if sep == " " else cur)
+            cur = item
         else:
-            line += item
-    out.append(line)
-    return "\n".join(out)
+            cur += piece
+    lines.append(cur)
+    return "\n".join(lines)
 
 
 def formula_line(label, formula):
     """``cat(label, deparse(formula), fill = TRUE)`` as lme4's ``.prt.call``."""
-    return cat_fill([label] + deparse_lines(formula))
+    return cat_fill([label] + deparse_lines(formula), keep_sep=True)

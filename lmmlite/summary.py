@@ -10,24 +10,11 @@ import pandas as pd
 from scipy import stats
 
 from . import printing as P
+from .deparse_lines import cat_fill
 from .errors import LmmError
 from .inference import fixef_ddf
 
 DIGITS = 4  # max(3, getOption("digits") - 3) with R's default digits = 7
-
-
-def cat_fill(items, sep=" ", width=80):
-    """R's ``cat(..., sep = sep, fill = TRUE)``: break lines before an item that would pass ``width``."""
-    lines, cur = [], ""
-    for i, item in enumerate(items):
-        piece = item if i == 0 else sep + item
-        if cur and len(cur) + len(piece) > width:
-            lines.append(cur.rstrip(" ") if sep == " " else cur)
-            cur = item
-        else:
-            cur += piece
-    lines.append(cur)
-    return "\n".join(lines)
 
 
 def _g(x, digits):
