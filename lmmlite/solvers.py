@@ -205,6 +205,13 @@ CHUNK = 4_000_000      # index pairs generated at a time (bounds the transient m
 HEAVY_MAX = 60_000_000  # entries of the dense columns of the heavy levels
 
 
+def _ranks(sizes):
+    """For groups of the given sizes laid end to end: each position's group and its
+    rank inside the group."""
+    grp = np.repeat(np.arange(len(sizes)), sizes)
+    return grp, np.arange(sizes.sum()) - np.repeat(np.cumsum(sizes) - sizes, sizes)
+
+
 def _lower_pairs(C, cols):
     """Positions (ia, ib) into C.data of every pair of stored entries of a column
     with row(ia) >= row(ib), column by column (rows sorted), and each pair's group.
@@ -212,9 +219,7 @@ def _lower_pairs(C, cols):
     Pair t of a column with k entries is (i, j), i >= j, t = i(i+1)/2 + j.
     """
     k = C.indptr[cols + 1] - C.indptr[cols]
-    sizes = k * (k + 1) // 2
-    grp = np.repeat(np.arange(len(cols)), sizes)
-    t = np.arange(sizes.sum()) - np.repeat(np.cumsum(sizes) - sizes, sizes)
+    grp, t = _ranks(k * (k + 1) // 2)
     i = ((np.sqrt(8.0 * t + 1.0) - 1.0) / 2.0).astype(np.int64)
     i += (i + 1) * (i + 2) // 2 <= t          # round-off of the square root, either way
     i -= i * (i + 1) // 2 > t
@@ -226,9 +231,7 @@ def _cross_pairs(C, cols_a, cols_b):
     """As _lower_pairs, for the entries of column cols_a[g] against those of cols_b[g]."""
     ka = C.indptr[cols_a + 1] - C.indptr[cols_a]
     kb = C.indptr[cols_b + 1] - C.indptr[cols_b]
-    sizes = ka * kb
-    grp = np.repeat(np.arange(len(cols_a)), sizes)
-    t = np.arange(sizes.sum()) - np.repeat(np.cumsum(sizes) - sizes, sizes)
+    grp, t = _ranks(ka * kb)
     ia = C.indptr[cols_a][grp] + t // kb[grp]
     ib = C.indptr[cols_b][grp] + t % kb[grp]
     keep = C.indices[ia] >= C.indices[ib]
