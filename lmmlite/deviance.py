@@ -195,6 +195,10 @@ class Deviance:
             return fac.logdet_Z() + fac.logdet_X() + nmp * (1 + np.log(2 * np.pi * r2 / nmp))
         return fac.logdet_Z() + self.n * (1 + np.log(2 * np.pi * r2 / self.n))
 
+    def too_large_for_derivatives(self):
+        """More random effects than the dense q x q algebra of ProfiledDerivatives takes."""
+        return sum(b.nlevels * b.p for b in self.blocks) > ProfiledDerivatives.MAX_Q
+
     def grad_hess(self, theta):
         """Exact gradient and Hessian of d at θ (see ProfiledDerivatives).
 
@@ -202,7 +206,7 @@ class Deviance:
         algebra; raises LinAlgError where d is not defined.
         """
         if self._derivs is None:
-            if sum(b.nlevels * b.p for b in self.blocks) > ProfiledDerivatives.MAX_Q:
+            if self.too_large_for_derivatives():
                 return None
             self._derivs = ProfiledDerivatives(self.blocks, self.Xc, self.yc, self.REML)
         return self._derivs(theta)

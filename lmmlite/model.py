@@ -11,7 +11,7 @@ formula.
 
 import numpy as np
 
-from .deviance import Deviance, ProfiledDerivatives
+from .deviance import Deviance
 from .errors import LmmError
 from .optimize import optimize_theta
 from .start import is_intercepts_only, moment_start
@@ -77,7 +77,7 @@ class LmerModel:
     def is_large(self):
         """Too many random effects for the exact derivatives (deviance.ProfiledDerivatives):
         each evaluation factors a large dense matrix, so evaluations are to be saved."""
-        return sum(b.nlevels * b.p for b in self.dev.blocks) > ProfiledDerivatives.MAX_Q
+        return self.dev.too_large_for_derivatives()
 
     def theta_scale(self):
         """θ's natural sizes: for θ in row i of T_k, 1 / the RMS of column i of Z_k
