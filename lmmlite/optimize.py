@@ -516,9 +516,7 @@ def optimize_theta(f, theta0, lower, method="auto", upper=None, below=None, chec
         # the best point they reached
         theta, fval, converged = quasi_newton(fun, theta0, lower, fun(theta0), upper)
         if converged and not np.any(np.isfinite(lower) & (theta < lower + SINGULAR_TOL)):
-            return _finish(fun, theta, fval, lower, method, fun) if checks else \
-                OptResult(theta=theta, value=fval, nfev=fun.n, method=method, messages=[],
-                          singular=False)
+            return _result(fun, theta, fval, lower, method, checks)
         theta0 = fun.best_x
     if polish_only:     # θ0 is already BOBYQA's end: on to the exact optimum from there
         theta, fval = theta0, fun(theta0)
@@ -534,6 +532,11 @@ def optimize_theta(f, theta0, lower, method="auto", upper=None, below=None, chec
     if method != "nloptwrap":
         theta, fval = _to_exact_optimum(fun, local, theta, fval, lower, below, upper, grad_hess,
                                         scale)
+    return _result(fun, theta, fval, lower, method, checks)
+
+
+def _result(fun, theta, fval, lower, method, checks):
+    """The OptResult at θ: with lme4's post-fit checks, or (``checks=False``) without."""
     if not checks:
         return OptResult(theta=theta, value=fval, nfev=fun.n, method=method, messages=[],
                          singular=bool(np.any(np.isfinite(lower) & (theta < lower + SINGULAR_TOL))))
