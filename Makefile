@@ -49,6 +49,7 @@ test: venv
 bench: venv
 	$(PY) benchmarks/run.py
 	$(PY) benchmarks/glmer_bench.py
+	$(PY) benchmarks/inference_bench.py
 
 clean:
 	rm -rf _build notebooks .pytest_cache

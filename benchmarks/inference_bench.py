@@ -14,8 +14,13 @@ lmerTest's numerical derivatives, plus ``summary``).  pbkrtest's Kenward-Roger
 needs n x n matrices (43 GB here) and is not attempted.  Times are elapsed
 seconds from one run; the load average is printed (the machine may be shared).
 ``--no-lmertest`` reads InstEval from R but does not time lmerTest (minutes).
+The table is also written to ``benchmarks/results/inference_latest.json`` (``make bench``
+runs this script; the book's benchmark appendix shows that file, or the stored
+``benchmarks/inference_reference.json``).
 """
 
+import datetime as _dt
+import json
 import os
 import sys
 import time
@@ -80,6 +85,8 @@ def main(argv):
           f"({os.cpu_count()} CPUs)")
     print(f"{'model':<16}{'fit':>8}{'Satt.':>9}{'KR':>11}{'lmerTest Satt.':>16}"
           f"{'max rel. diff df':>18}")
+    rows = []
+    load_begin = os.getloadavg()
     for key in keys:
         for REML in (False, True):
             with warnings.catch_warnings():
@@ -89,6 +96,9 @@ def main(argv):
             t_kr = _timed(lambda: fit.at_theta(fit.theta).summary(ddf="Kenward-Roger"))[0] \
                 if REML else None
             r_txt = diff = ""
+            row = {"model": f"{key} {'REML' if REML else 'ML'}", "nobs": len(data),
+                   "fit_s": t_fit, "satterthwaite_s": t_s, "kenward_roger_s": t_kr,
+                   "lmertest_satterthwaite_s": None, "max_rel_diff_df": None}
             if ro is not None and "--no-lmertest" not in argv:
                 from r_design_ref import to_r
                 res = ro.r[".ib_satt"](FORMULAS[key], to_r(data), REML)
@@ -97,11 +107,21 @@ def main(argv):
                 df_r = np.array(res.rx2("df"))
                 at_r = fit.at_theta(np.array(res.rx2("theta")))
                 df = at_r.summary(ddf="Satterthwaite").coefficients["df"].to_numpy()
-                diff = f"{np.max(np.abs(df / df_r - 1)):.1e}"
+                row["max_rel_diff_df"] = float(np.max(np.abs(df / df_r - 1)))
+                row["lmertest_satterthwaite_s"] = float(res.rx2('seconds')[0])
+                diff = f"{row['max_rel_diff_df']:.1e}"
             label = f"{key} {'REML' if REML else 'ML'}"
             kr_txt = f"{t_kr:.1f}" if t_kr is not None else "REML only"
             print(f"{label:<16}{t_fit:8.1f}{t_s:9.1f}{kr_txt:>11}{r_txt:>16}{diff:>18}", flush=True)
+            rows.append(row)
     print(f"load average at end {os.getloadavg()[0]:.2f}")
+    out = HERE / "results" / "inference_latest.json"
+    out.parent.mkdir(exist_ok=True)
+    out.write_text(json.dumps({
+        "created": _dt.datetime.now().isoformat(timespec="seconds"), "data": name,
+        "cpus": os.cpu_count(), "loadavg_begin": load_begin, "loadavg_end": os.getloadavg(),
+        "rows": rows}, indent=1))
+    print(f"wrote {out}")
 
 
 if __name__ == "__main__":

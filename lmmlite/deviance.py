@@ -89,10 +89,19 @@ class Deviance:
         rest = [b.Z() for b in blocks[1:]]
         self.q_rest = sum(b.nlevels * b.p for b in blocks[1:])
         R = sp.hstack(rest + [sp.csc_matrix(np.column_stack([Xc, yc]))], format="csc")
-        self.RtR = (R.T @ R).toarray()              # m x m
+        self.RtR_sparse = (R.T @ R).tocsr()        # m x m, sparse: Z_k'Z_k are diagonal
+        self._RtR = None
         self.m = R.shape[1]
         self._R, self._within = R, False
         self.solver = choose_solver(self, (R.T @ blocks[0].Z()).tocsr(), solver)
+
+    @property
+    def RtR(self):
+        """R'R as a dense m x m array (built on first use: the pair solver needs only
+        the sparse one, and at 3,709 columns the dense one is 110 MB)."""
+        if self._RtR is None:
+            self._RtR = self.RtR_sparse.toarray()
+        return self._RtR
 
     def within_scatter(self):
         """W = Σ_l P_l'P_l, P_l the rows of R = [Z_2.. X y] of level l of term 1 minus

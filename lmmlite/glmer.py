@@ -29,7 +29,8 @@ from .family import as_family
 from .formula import parse_formula
 from .glmm import GlmerModel, check_model, deriv12
 from .call import make_call
-from .optimize import (_at_bound, blas_single_thread, check_convergence, have_nlopt,
+from .threads import blas_single_thread
+from .optimize import (_at_bound, check_convergence, have_nlopt,
                        optimize_theta)
 from .transforms import Factor, Matrix
 from .glmer_fit import GlmerFit

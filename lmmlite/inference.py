@@ -33,7 +33,7 @@ from scipy import stats
 
 from .errors import LmmError
 from .kenward_roger import KenwardRoger
-from .optimize import blas_single_thread
+from .threads import blas_single_thread
 from .satterthwaite_exact import varpar_derivatives
 
 _RICH_LEVELS = 4

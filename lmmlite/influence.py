@@ -44,7 +44,7 @@ from .design import build_design
 from .errors import LmmError, progress_bar
 from .fit import FitBase
 from .model import LmerModel
-from .optimize import blas_single_thread
+from .threads import blas_single_thread
 
 PROGRESS_AFTER = 3.0    # seconds: the progress bar appears when the refits take longer
 

@@ -36,7 +36,7 @@ import numpy as np
 
 from .covariance import tril_index
 from .errors import LmmError
-from .optimize import blas_single_thread
+from .threads import blas_single_thread
 from .woodbury import LevelBlocks, Marginal, term_columns
 
 

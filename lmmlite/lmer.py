@@ -11,7 +11,7 @@ from .design import build_design, check_scale
 from .errors import LmmError, SingularFitWarning
 from .formula import parse_formula
 from .model import LmerModel
-from .optimize import blas_single_thread
+from .threads import blas_single_thread
 from .results import LmerFit
 
 

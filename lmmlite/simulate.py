@@ -30,7 +30,7 @@ from scipy import stats
 
 from .deviance import Zb
 from .errors import LmmError, message, progress_bar
-from .optimize import blas_single_thread
+from .threads import blas_single_thread
 from .predict import _selected_columns
 from .printing import print_coefmat
 from .transforms import Factor, Matrix

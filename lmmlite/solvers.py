@@ -26,6 +26,7 @@ import scipy.linalg as sla
 import scipy.sparse as sp
 
 from .errors import LmmError
+from .threads import ThreadChooser
 
 SOLVERS = ("auto", "dense", "blocked", "pairs")
 DENSE_MAX = 250_000        # dense R'Z_1 up to this many entries (m x levels_1 x p_1)
@@ -39,8 +40,6 @@ def _chol_inplace(S):
 
     Only the lower triangle of S is read.  It is the upper triangle of S.T, which
     is Fortran-ordered, so LAPACK's dpotrf factors it in place (U'U = S, L = U').
-    BLAS stays single-threaded (lmer's blas_single_thread): on the 2-core machine a
-    threaded dpotrf of order 3,709 took 1.5-3.5 s against 0.35 s on one thread.
     """
     U, info = sla.lapack.dpotrf(S.T, lower=0, clean=1, overwrite_a=1)
     if info != 0:
@@ -201,8 +200,9 @@ class BlockedSolver:
 
 PAIR_COST = 2.5e-9     # seconds per stored index pair in the sparse matrix-vector product
 FMA_COST = 5e-11       # seconds per multiply-add of the dense rank-k update (BLAS syrk)
-CHUNK = 4_000_000      # index pairs generated at a time (bounds the transient memory)
+CHUNK = 1_000_000      # index pairs generated at a time (bounds the transient memory)
 HEAVY_MAX = 60_000_000  # entries of the dense columns of the heavy levels
+THREADED_MIN = 1_500    # order of the dense Schur complement from which threads are tried
 
 
 def _ranks(sizes):
@@ -308,11 +308,17 @@ class PairStructure:
         indptr = np.concatenate([[0], np.cumsum(counts)])
         return sp.csc_matrix((val, tgt, indptr), shape=(m * m, len(counts)))
 
-    def scaled_difference(self, RtR, Mblk, K, c=1.0):
-        """c (R'R - G(θ)) in the lower triangle, as a new array, in one pass over R'R;
-        Mblk the M_l and K the K_l (l1, p1, p1)."""
-        S = (self.P @ (Mblk.ravel() * -c)).reshape(self.m, self.m)
-        S = sla.blas.daxpy(RtR.ravel(), S.ravel(), a=c).reshape(self.m, self.m)
+    def set_rtr(self, RtR):
+        """Keep the lower triangle of the sparse R'R as flat positions and values."""
+        low = sp.tril(RtR).tocoo()
+        self.rtr_at, self.rtr_val = low.row.astype(np.int64) * self.m + low.col, low.data
+
+    def scaled_difference(self, Mblk, K, c=1.0):
+        """c (R'R - G(θ)) in the lower triangle, as a new array; Mblk the M_l and K the
+        K_l (l1, p1, p1)."""
+        S = self.P @ (Mblk.ravel() * -c)
+        S[self.rtr_at] += c * self.rtr_val        # the positions are distinct
+        S = S.reshape(self.m, self.m)
         if self.heavy.size:
             # dense columns D = [C_l K_l'] of the heavy levels: S -= c D D' (the lower
             # triangle of S is the upper triangle of S.T, which is Fortran-ordered for BLAS)
@@ -336,14 +342,20 @@ class PairSolver(BlockedSolver):
     def __init__(self, dev, RtZ1, pairs):
         super().__init__(dev, RtZ1)
         self.pairs = pairs
+        pairs.set_rtr(dev.RtR_sparse)
         self.scalar_rest = all(b.p == 1 for b in dev.blocks[1:])
+        # the dense factor of order m is most of an evaluation's time: from this size
+        # threaded BLAS may halve it (threads.ThreadChooser times 1 thread and all cores)
+        self.threads = ThreadChooser() if dev.m >= THREADED_MIN else None
 
     def factor(self, Ts, M, full=True):
         L1 = _l1_blocks(M, self.dev.p1)
         # L21 (needed for β̂, u and conditional variances) is cheap; only its
         # product L21 L21' is replaced by the pair structure
         L21 = self.l21(Ts, L1) if full else None
-        return self.dev.make_factor(L1, L21, _chol_inplace(self._schur(Ts, L1)), Ts)
+        S = self._schur(Ts, L1)
+        L22 = _chol_inplace(S) if self.threads is None else self.threads(_chol_inplace, S)
+        return self.dev.make_factor(L1, L21, L22, Ts)
 
     def _schur(self, Ts, L1):
         """The dense Schur complement S from the pair structure."""
@@ -356,11 +368,11 @@ class PairSolver(BlockedSolver):
             # one more scalar term: Λ_rest'(R'R - G)Λ_rest is θ² (R'R - G) on its block,
             # θ (R'R - G) against X and y, and R'R - G on X and y
             t = Ts[1][0, 0]
-            S = self.pairs.scaled_difference(dev.RtR, Mblk, K, t * t)
+            S = self.pairs.scaled_difference(Mblk, K, t * t)
             S[k:, :k] /= t
             S[k:, k:] /= t * t
         else:
-            S = self.pairs.scaled_difference(dev.RtR, Mblk, K)
+            S = self.pairs.scaled_difference(Mblk, K)
             if k and self.scalar_rest:
                 d = np.ones(dev.m)
                 start = 0
