@@ -92,11 +92,18 @@ def _user_counts(rng, n_rows, n_users, n_items):
 def _items_for_users(rng, counts, item_w):
     """For each user u, counts[u] distinct items drawn without replacement
     with probabilities proportional to item_w (successive sampling): the first
-    k distinct values of i.i.d. draws from item_w have exactly that law."""
-    cdf = np.cumsum(item_w / item_w.sum())
+    k distinct values of i.i.d. draws from item_w have exactly that law.  A user
+    with more than 60 % of the items takes numpy's ``choice(replace=False, p=)``
+    (the same law, renormalized over the items left after each batch), which does
+    not wait for the rare items to come up."""
+    p = item_w / item_w.sum()
+    cdf = np.cumsum(p)
     cdf[-1] = 1.0
     picks = []
     for k in counts:
+        if k > 0.6 * len(item_w):
+            picks.append(rng.choice(len(item_w), size=k, replace=False, p=p))
+            continue
         got = np.empty(0, dtype=np.int64)
         while got.size < k:
             draws = np.searchsorted(cdf, rng.random(2 * (k - got.size) + 16), side="right")
@@ -168,6 +175,13 @@ def movielens_200k():
     """movielens_like with 200,000 rows: the same 6,040 users (>= 20 ratings each)
     and 3,706 items, fewer ratings per user (median 27) -- small enough for lme4."""
     return movielens_like(200_000)
+
+
+def movielens_100k_200k():
+    """movielens_like with MovieLens-100k's 943 users and 1,682 items but 200,000 rows
+    (per user median ~120, at most all 1,682): a 200k-row crossed model whose
+    smaller dense block lme4 can factor in reasonable time."""
+    return movielens_like(200_000, n_users=943, n_items=1682)
 
 
 def movielens_1m():
