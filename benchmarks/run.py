@@ -282,6 +282,25 @@ def plot(rows, path):
 
 # ------------------------------------------------------------------- main
 
+def merge_reference(doc, path, command):
+    """Put this run's model rows into the stored reference run at ``path``, in place of
+    the rows of the same models; every ratio stays within one run (lmmlite and lme4 of a
+    model are always timed together).  The entry ``merged`` lists each merge: when, which
+    models, the commit and the load average."""
+    ref = json.loads(path.read_text())
+    fresh = {r["name"]: r for r in doc["models"]}
+    ref["models"] = [fresh.get(r["name"], r) for r in ref["models"]]
+    known = {r["name"] for r in ref["models"]}
+    ref["models"] += [r for r in doc["models"] if r["name"] not in known]
+    ref.setdefault("merged", []).append({
+        "created": doc["created"], "models": sorted(fresh), "command": command,
+        "lmmlite_git": doc["environment"]["lmmlite_git"],
+        "loadavg_begin": doc["environment"]["loadavg_begin"],
+        "loadavg_end": doc["environment"]["loadavg_end"]})
+    path.write_text(json.dumps(ref, indent=1, default=float))
+    log(f"merged {', '.join(sorted(fresh))} into {path}")
+
+
 def git_state():
     """The commit of the checkout and whether lmmlite/ has uncommitted changes."""
     import subprocess
@@ -321,6 +340,10 @@ def main(argv=None):
     ap.add_argument("--save-reference", action="store_true",
                     help="also store this run as benchmarks/reference.json (the book's "
                          "fallback), with a 'reference' entry saying when and where")
+    ap.add_argument("--merge-reference", action="store_true",
+                    help="replace the models of this run (e.g. --only the small ones, after "
+                         "a change that affects them) in benchmarks/reference.json, keeping "
+                         "the other models of the stored run; the entry 'merged' records it")
     args = ap.parse_args(argv)
     t_begin = time.perf_counter()
     load_begin = os.getloadavg()
@@ -524,6 +547,10 @@ def main(argv=None):
                     "(regenerate: python benchmarks/run.py --save-reference)"}
         (HERE / "reference.json").write_text(json.dumps(doc, indent=1, default=float))
         log(f"wrote {HERE / 'reference.json'}")
+    if args.merge_reference:
+        merge_reference(doc, HERE / "reference.json",
+                        "python benchmarks/run.py " + " ".join(argv if argv is not None
+                                                               else sys.argv[1:]))
     png = plot(rows, out / "ratios.png")
     log(f"wrote {out / 'latest.json'}" + (f" and {png}" if png else ""))
     return 0

@@ -16,6 +16,8 @@ from .errors import LmmError
 from .optimize import optimize_theta
 from .start import is_intercepts_only, moment_start
 
+BOBYQA_TOL = 1e-6   # BOBYQA's tolerances before the exact Newton steps (lme4: 1e-8)
+
 
 class LmerModel:
     """A linear mixed model before fitting: ``deviance(θ)``, ``fit()``, ``refit()``.
@@ -70,9 +72,15 @@ class LmerModel:
             start = moment_start(self.dev.blocks, self.dev.X, self.dev.y)
         else:
             start = self.theta_start() if theta0 is None else theta0
+        # the default optimizers finish with exact Newton steps on ∇d = 0 (when the model is
+        # small enough for them), so BOBYQA need only get near: tolerances 1e-6 instead of
+        # lme4's 1e-8 save 10-20 % of the evaluations and end at the same optimum
+        # ("nloptwrap", lme4's own stop, keeps 1e-8)
+        tol = BOBYQA_TOL if optimizer != "nloptwrap" and not self.is_large() else None
         return optimize_theta(self.dev, start, self.dev.lower, method=optimizer,
                               below=self.dev.below, grad_hess=self.dev.grad_hess,
-                              checks=checks, scale=self.theta_scale(), newton_first=newton)
+                              checks=checks, scale=self.theta_scale(), newton_first=newton,
+                              bobyqa_tol=tol)
 
     def is_large(self):
         """Too many random effects for the exact derivatives (deviance.ProfiledDerivatives):
