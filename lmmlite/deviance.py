@@ -281,6 +281,11 @@ class Deviance:
         return out
 
 
+def _solve(cf, b):
+    """cho_solve without the finite check (the factor and b come from finite data)."""
+    return sla.cho_solve(cf, b, check_finite=False)
+
+
 class ProfiledDerivatives:
     """Exact gradient and Hessian of the profiled deviance d(θ) (ML or REML).
 
@@ -336,19 +341,19 @@ class ProfiledDerivatives:
         theta = np.asarray(theta, dtype=float)
         Lam = self.lam(theta)
         LtG = Lam.T @ self.G
-        cf = sla.cho_factor(LtG @ Lam + np.eye(self.q), lower=True)
-        B = sla.cho_solve(cf, LtG)                        # Λ'Z'V⁻¹Z
-        Bx = sla.cho_solve(cf, Lam.T @ self.ZX)           # Λ'Z'V⁻¹X
-        By = sla.cho_solve(cf, Lam.T @ self.Zy)           # Λ'Z'V⁻¹y
+        cf = sla.cho_factor(LtG @ Lam + np.eye(self.q), lower=True, check_finite=False)
+        B = _solve(cf, LtG)                               # Λ'Z'V⁻¹Z
+        Bx = _solve(cf, Lam.T @ self.ZX)                  # Λ'Z'V⁻¹X
+        By = _solve(cf, Lam.T @ self.Zy)                  # Λ'Z'V⁻¹y
         LZX, LZy = Lam.T @ self.ZX, Lam.T @ self.Zy
         XVX = self.XX - LZX.T @ Bx
         XVy = self.Xy - LZX.T @ By
-        cx = sla.cho_factor(XVX, lower=True)
-        beta = sla.cho_solve(cx, XVy)
+        cx = sla.cho_factor(XVX, lower=True, check_finite=False)
+        beta = _solve(cx, XVy)
         r2 = self.yy - LZy @ By - XVy @ beta
         ZVX = self.ZX - self.G @ (Lam @ Bx)               # Z'V⁻¹X
         ZVZ = self.G - self.G @ (Lam @ B)                 # Z'V⁻¹Z
-        F = sla.cho_solve(cx, ZVX.T)                      # (X'V⁻¹X)⁻¹X'V⁻¹Z
+        F = _solve(cx, ZVX.T)                             # (X'V⁻¹X)⁻¹X'V⁻¹Z
         W = ZVZ - ZVX @ F                                 # Z'PZ
         K = B - Bx @ F                                    # Λ'Z'PZ
         s = (self.Zy - self.G @ (Lam @ By)) - ZVX @ beta  # Z'Py
@@ -375,8 +380,8 @@ class ProfiledDerivatives:
                 same = ci[:, None] == cj[None, :]
                 tr_ij = 2.0 * (Wt[rj[None, :], ri[:, None]] * same).sum()
                 # tr(P V_j P V_i) = 2 tr(K E_j K E_i) + 2 tr(E_i' W E_j N)
-                t1 = (Kt[np.ix_(ci, rj)] * Kt[np.ix_(cj, ri)].T).sum()
-                t2 = (Wt[np.ix_(ri, rj)] * Nt[np.ix_(cj, ci)].T).sum()
+                t1 = (Kt[ci[:, None], rj[None, :]] * Kt[cj[:, None], ri[None, :]].T).sum()
+                t2 = (Wt[ri[:, None], rj[None, :]] * Nt[cj[:, None], ci[None, :]].T).sum()
                 d2r = 2.0 * (w[j] @ W @ w[i]) - 2.0 * (a[i] @ a[j])
                 H[i, j] = H[j, i] = tr_ij - 2.0 * (t1 + t2) \
                     + nu * (d2r / r2 - dr[i] * dr[j] / r2 ** 2)
