@@ -7,7 +7,8 @@ Optimizers (``lmer(..., optimizer=)``):
   stops where lme4 stops (up to round-off in the criterion), so digits that
   record lme4's early stop (e.g. 958.35 for the sleepstudy slope model of the
   slides, whose exact optimum prints 958.36) are reproduced.  Needs ``nlopt``.
-* ``"bobyqa"`` (the default): the same BOBYQA run, then on to the exact
+* ``"bobyqa"`` (the default): the same BOBYQA (lmer stops it at tolerances 1e-6:
+  the Newton steps below finish), then on to the exact
   optimum: restarts off the boundary where that lowers the criterion, and
   Newton steps on the score equations ∇d(θ) = 0 with the exact gradient and
   Hessian (``Deviance.grad_hess``; a finite-difference Newton polish first
@@ -527,8 +528,8 @@ def optimize_theta(f, theta0, lower, method="auto", upper=None, below=None, chec
         θ0 is a local optimizer's result already (glmer's stage 2 after its own BOBYQA
         run): skip the first local run, go on with the restarts and Newton steps.
     bobyqa_tol : float, optional
-        BOBYQA's absolute tolerances on θ and f instead of lme4's 1e-8 (glmer, whose
-        BOBYQA runs only give Newton steps their start).
+        BOBYQA's absolute tolerances on θ and f instead of lme4's 1e-8 (lmer's and glmer's
+        default paths, whose BOBYQA runs only give the Newton steps their start).
     """
     if method not in OPTIMIZERS:
         raise LmmError(f"unknown optimizer {method!r}: use one of {', '.join(OPTIMIZERS)}")
