@@ -47,6 +47,7 @@ test: venv
 	$(PY) -m pytest -rs tests
 
 bench: venv
+	$(PY) -c "import statsmodels" 2>/dev/null || $(PY) -m pip install -e ".[bench]"
 	$(PY) benchmarks/run.py
 	$(PY) benchmarks/glmer_bench.py
 	$(PY) benchmarks/inference_bench.py
