@@ -194,8 +194,8 @@ def fmt_t(r, bound=None):
 
 
 def fmt_ratio(x, upper=None):
-    if x is None and upper is not None:
-        return f"<{upper:.2f}"
+    if x is None and upper is not None:   # an upper bound: 2 significant digits below 0.01
+        return f"<{upper:.2f}" if upper >= 0.01 else f"<{upper:.1g}"
     return "n/a" if x is None else f"{x:.2f}"
 
 
@@ -292,9 +292,13 @@ def merge_reference(doc, path, command):
     ref["models"] = [fresh.get(r["name"], r) for r in ref["models"]]
     known = {r["name"] for r in ref["models"]}
     ref["models"] += [r for r in doc["models"] if r["name"] not in known]
+    for key in ("statsmodels", "lme4"):     # an engine the stored run lacked, this one had
+        if ref["environment"].get(key) is None and doc["environment"].get(key) is not None:
+            ref["environment"][key] = doc["environment"][key]
     ref.setdefault("merged", []).append({
         "created": doc["created"], "models": sorted(fresh), "command": command,
         "lmmlite_git": doc["environment"]["lmmlite_git"],
+        "statsmodels": doc["environment"]["statsmodels"], "lme4": doc["environment"]["lme4"],
         "loadavg_begin": doc["environment"]["loadavg_begin"],
         "loadavg_end": doc["environment"]["loadavg_end"]})
     path.write_text(json.dumps(ref, indent=1, default=float))
