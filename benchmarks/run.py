@@ -194,7 +194,7 @@ def fmt_t(r, bound=None):
 
 
 def fmt_ratio(x, upper=None):
-    if x is None and upper is not None:   # an upper bound: 2 significant digits below 0.01
+    if x is None and upper is not None:   # an upper bound: one significant digit below 0.01
         return f"<{upper:.2f}" if upper >= 0.01 else f"<{upper:.1g}"
     return "n/a" if x is None else f"{x:.2f}"
 
