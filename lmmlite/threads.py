@@ -8,7 +8,9 @@ core).  The exception is the dense Schur complement of a large crossed model
 idle 2-core machine two threads take it from 0.52 s to 0.30 s, with another
 process running they took 1.5-3.5 s.  :class:`ThreadChooser` therefore times
 both and keeps the faster, re-trying the other from time to time.  The two
-give the same factor up to round-off (~1e-16 relative).
+give the same factor up to round-off (~1e-16 relative), so the θ of such a model,
+found by finite differences to ~1e-7 (optimize.quasi_newton_logs), can differ at
+~1e-8 between two runs that chose differently.
 """
 
 import contextlib
