@@ -96,21 +96,21 @@ def main(argv):
             t_kr = _timed(lambda: fit.at_theta(fit.theta).summary(ddf="Kenward-Roger"))[0] \
                 if REML else None
             r_txt = diff = ""
-            row = {"model": f"{key} {'REML' if REML else 'ML'}", "nobs": len(data),
+            label = f"{key} {'REML' if REML else 'ML'}"
+            row = {"model": label, "nobs": len(data),
                    "fit_s": t_fit, "satterthwaite_s": t_s, "kenward_roger_s": t_kr,
                    "lmertest_satterthwaite_s": None, "max_rel_diff_df": None}
             if ro is not None and "--no-lmertest" not in argv:
                 from r_design_ref import to_r
                 res = ro.r[".ib_satt"](FORMULAS[key], to_r(data), REML)
-                r_txt = f"{float(res.rx2('seconds')[0]):.1f}"
+                row["lmertest_satterthwaite_s"] = float(res.rx2("seconds")[0])
+                r_txt = f"{row['lmertest_satterthwaite_s']:.1f}"
                 # lmmlite's df at lme4's θ, against lmerTest's
                 df_r = np.array(res.rx2("df"))
                 at_r = fit.at_theta(np.array(res.rx2("theta")))
                 df = at_r.summary(ddf="Satterthwaite").coefficients["df"].to_numpy()
                 row["max_rel_diff_df"] = float(np.max(np.abs(df / df_r - 1)))
-                row["lmertest_satterthwaite_s"] = float(res.rx2('seconds')[0])
                 diff = f"{row['max_rel_diff_df']:.1e}"
-            label = f"{key} {'REML' if REML else 'ML'}"
             kr_txt = f"{t_kr:.1f}" if t_kr is not None else "REML only"
             print(f"{label:<16}{t_fit:8.1f}{t_s:9.1f}{kr_txt:>11}{r_txt:>16}{diff:>18}", flush=True)
             rows.append(row)

@@ -91,6 +91,11 @@ def _fd_grad_hess(f, x, free, h, f0, unit):
     return g, H
 
 
+def _singular(theta, lower):
+    """lme4's isSingular: some bounded θ_i within SINGULAR_TOL of its bound."""
+    return bool(np.any(np.isfinite(lower) & (theta < lower + SINGULAR_TOL)))
+
+
 def _at_bound(theta, lower, tol=1e-10, upper=None):
     at = np.isfinite(lower) & (theta <= lower + tol)
     return at if upper is None else at | (np.isfinite(upper) & (theta >= upper - tol))
@@ -331,7 +336,7 @@ def _newton_converged(derivs, lower, tol=1e-10):
     if derivs is None:
         return False
     theta, g, H = derivs
-    if np.any(np.isfinite(lower) & (theta < lower + SINGULAR_TOL)) or len(g) != len(theta):
+    if _singular(theta, lower) or len(g) != len(theta):
         return False
     try:
         step = sla.cho_solve(sla.cho_factor(H, lower=True), g)
@@ -399,7 +404,8 @@ class _Tracked:
 
 
 def _bobyqa(fun, theta0, lower, upper, tol=1e-8):
-    """NLopt's BOBYQA with lme4's nloptwrap settings (tolerances 1e-8, start θ0).
+    """NLopt's BOBYQA with lme4's nloptwrap settings (start θ0, absolute tolerances
+    ``tol`` on θ and f: lme4's 1e-8 by default).
 
     NLopt may stop with a round-off error when the criterion is flat at the
     optimum; then, as lme4, the best point found is returned.
@@ -557,7 +563,7 @@ def optimize_theta(f, theta0, lower, method="auto", upper=None, below=None, chec
             theta, fval, converged = quasi_newton_logs(fun, theta0, fun(theta0), upper)
         else:
             theta, fval, converged = quasi_newton(fun, theta0, lower, fun(theta0), upper)
-        if converged and not np.any(np.isfinite(lower) & (theta < lower + SINGULAR_TOL)):
+        if converged and not _singular(theta, lower):
             return _result(fun, theta, fval, lower, method, checks)
         theta0 = fun.best_x
     if polish_only:     # θ0 is already BOBYQA's end: on to the exact optimum from there
@@ -581,13 +587,13 @@ def _result(fun, theta, fval, lower, method, checks):
     """The OptResult at θ: with lme4's post-fit checks, or (``checks=False``) without."""
     if not checks:
         return OptResult(theta=theta, value=fval, nfev=fun.n, method=method, messages=[],
-                         singular=bool(np.any(np.isfinite(lower) & (theta < lower + SINGULAR_TOL))))
+                         singular=_singular(theta, lower))
     return _finish(fun, theta, fval, lower, method, fun)
 
 
 def _finish(fun, theta, fval, lower, method, counter):
     """lme4's post-fit checks: isSingular, then checkConv for a regular fit."""
-    singular = bool(np.any(np.isfinite(lower) & (theta < lower + SINGULAR_TOL)))
+    singular = _singular(theta, lower)
     messages = []
     diag = np.isfinite(lower)
     if np.any(theta[diag] > 1e6):
